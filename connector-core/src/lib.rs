@@ -1,0 +1,36 @@
+//! `connector-core`: the event model, the [`Source`] and [`Sink`] traits with their delivery
+//! contract, the pipeline runtime, offset stores, configuration loading, errors and metrics.
+//!
+//! It knows no database and no Kafka. The built-in `generator` source and `file`/`stdout` sinks
+//! live here as worked examples and test tools.
+
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod event;
+pub mod file_sink;
+pub mod generator;
+pub mod metrics;
+pub mod offsets;
+pub mod registry;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+
+pub use check::{Check, CheckStatus};
+pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret};
+pub use encode::{Encoder, Format};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use event::{
+    Batch, ChangeEvent, Column, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo,
+    TableId, TableSchema, TxnInfo, Value,
+};
+pub use metrics::Metrics;
+pub use offsets::{FileOffsetStore, OffsetStore};
+pub use registry::{Context, Registry};
+pub use runtime::{Outcome, Pipeline};
+pub use sink::{BatchAck, SharedAck, Sink};
+pub use source::Source;
