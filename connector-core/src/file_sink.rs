@@ -163,7 +163,7 @@ fn writer_loop(
     mut jobs: mpsc::Receiver<Job>,
     what: String,
 ) {
-    let mut failed: Option<String> = None;
+    let mut failed: Option<(ErrorKind, String)> = None;
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
         while let Ok(more) = jobs.try_recv() {
@@ -190,12 +190,18 @@ fn writer_loop(
             }
         }
         if let Err(e) = result {
-            failed = Some(format!("writing to {what}: {e}"));
+            // A closed standard output means nobody reads: retrying cannot help.
+            let kind = if what == "stdout" && e.kind() == std::io::ErrorKind::BrokenPipe {
+                ErrorKind::Precondition
+            } else {
+                ErrorKind::Io
+            };
+            failed = Some((kind, format!("writing to {what}: {e}")));
         }
         for ack in acks {
             match &failed {
                 None => ack.durable(),
-                Some(msg) => ack.fail(Error::new(ErrorKind::Io, msg.clone())),
+                Some((kind, msg)) => ack.fail(Error::new(*kind, msg.clone())),
             }
         }
         for done in flushes {

@@ -19,7 +19,11 @@ pub mod registry;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
+/// Re-exported so that connector crates implement the traits without depending on it themselves.
+pub use async_trait::async_trait;
 pub use check::{Check, CheckStatus};
 pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret};
 pub use encode::{Encoder, Format};

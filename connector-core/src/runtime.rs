@@ -251,12 +251,14 @@ impl Attempt<'_> {
             SinkTask {
                 sink,
                 rx: batch_rx,
-                durable: durable_tx,
+                durability: Durability {
+                    durable: durable_tx,
+                    metrics: Arc::clone(&self.metrics),
+                    semaphore,
+                    max,
+                },
                 abort: abort.clone(),
                 stop_reading: stop_reading.clone(),
-                metrics: Arc::clone(&self.metrics),
-                semaphore,
-                max,
             }
             .run()
             .instrument(sink_span),
@@ -366,9 +368,14 @@ impl SourceTask {
         // Let the sink drain, then hand the final durable position to the source.
         self.stop_reading.cancel();
         self.tx = None;
-        while self.committed.changed().await.is_ok() {}
-        if let Err(e) = self.deliver_commit().await {
-            warn!(error = %e.report(), "final commit to the source failed");
+        loop {
+            let more = self.committed.changed().await.is_ok();
+            if let Err(e) = self.deliver_commit().await {
+                warn!(error = %e.report(), "commit to the source failed while draining");
+            }
+            if !more {
+                break;
+            }
         }
         if let Err(e) = self.source.stop().await {
             warn!(error = %e.report(), "stopping the source failed");
@@ -479,13 +486,20 @@ impl BatchSummary {
 struct SinkTask {
     sink: Box<dyn Sink>,
     rx: mpsc::Receiver<InFlight>,
-    durable: watch::Sender<Option<Position>>,
+    durability: Durability,
     abort: CancellationToken,
     stop_reading: CancellationToken,
+}
+
+/// Turns completed acknowledgements, in order, into the durable position and metrics.
+struct Durability {
+    durable: watch::Sender<Option<Position>>,
     metrics: Arc<Metrics>,
     semaphore: Arc<Semaphore>,
     max: usize,
 }
+
+type PendingQueue = VecDeque<Pending>;
 
 impl SinkTask {
     async fn run(mut self) -> Result<()> {
@@ -502,31 +516,15 @@ impl SinkTask {
     }
 
     async fn drive(&mut self) -> Result<()> {
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        let mut open = true;
+        let mut pending = PendingQueue::new();
         loop {
-            if !open && pending.is_empty() {
-                return Ok(());
-            }
             tokio::select! {
                 biased;
-                _ = self.abort.cancelled() => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("gave up waiting for {} batches to become durable", pending.len()),
-                    ));
+                _ = self.abort.cancelled() => return Err(gave_up(&pending)),
+                res = front_ack(&mut pending), if !pending.is_empty() => {
+                    self.durability.complete(&mut pending, res)?;
                 }
-                res = async { (&mut pending.front_mut().expect("checked non-empty").ack).await },
-                    if !pending.is_empty() =>
-                {
-                    let done = pending.pop_front().expect("checked non-empty");
-                    match res {
-                        Ok(Ok(())) => self.on_durable(done),
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => return Err(Error::internal("a batch acknowledgement was lost")),
-                    }
-                }
-                item = self.rx.recv(), if open => match item {
+                item = self.rx.recv() => match item {
                     Some(InFlight { batch, permit }) => {
                         let (ack, ack_rx) = BatchAck::new();
                         pending.push_back(Pending {
@@ -535,32 +533,86 @@ impl SinkTask {
                             _permit: permit,
                             summary: BatchSummary::of(&batch),
                         });
-                        self.abortable(|sink| sink.write(batch, ack)).await?;
+                        let write = self.sink.write(batch, ack);
+                        acking_while(write, &mut pending, &self.durability, &self.abort).await?;
                     }
-                    None => {
-                        open = false;
-                        self.abortable(|sink| sink.flush()).await?;
-                    }
+                    None => break,
                 },
             }
         }
+        // The source is done: flush, then wait for every outstanding acknowledgement.
+        let flush = self.sink.flush();
+        acking_while(flush, &mut pending, &self.durability, &self.abort).await?;
+        while !pending.is_empty() {
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return Err(gave_up(&pending)),
+                res = front_ack(&mut pending) => self.durability.complete(&mut pending, res)?,
+            }
+        }
+        Ok(())
     }
+}
 
-    async fn abortable<'a, F>(&'a mut self, f: F) -> Result<()>
-    where
-        F: FnOnce(
-            &'a mut Box<dyn Sink>,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>,
-    {
-        let abort = self.abort.clone();
+fn gave_up(pending: &PendingQueue) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "gave up waiting for {} batches to become durable",
+            pending.len()
+        ),
+    )
+}
+
+async fn front_ack(
+    pending: &mut PendingQueue,
+) -> std::result::Result<Result<()>, oneshot::error::RecvError> {
+    match pending.front_mut() {
+        Some(p) => (&mut p.ack).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Await a sink call (which may wait for backpressure or a flush) while still turning completed
+/// acknowledgements into durable positions.
+async fn acking_while(
+    op: impl std::future::Future<Output = Result<()>>,
+    pending: &mut PendingQueue,
+    durability: &Durability,
+    abort: &CancellationToken,
+) -> Result<()> {
+    tokio::pin!(op);
+    loop {
         tokio::select! {
-            r = f(&mut self.sink) => r,
-            _ = abort.cancelled() => Err(Error::new(ErrorKind::Timeout, "shutdown timed out while the sink was writing")),
+            biased;
+            _ = abort.cancelled() => return Err(gave_up(pending)),
+            r = &mut op => return r,
+            res = front_ack(pending), if !pending.is_empty() => durability.complete(pending, res)?,
+        }
+    }
+}
+
+impl Durability {
+    /// The front batch's acknowledgement arrived: advance the durable position or fail.
+    fn complete(
+        &self,
+        pending: &mut PendingQueue,
+        res: std::result::Result<Result<()>, oneshot::error::RecvError>,
+    ) -> Result<()> {
+        let done = pending
+            .pop_front()
+            .ok_or_else(|| Error::internal("an acknowledgement without a batch"))?;
+        match res {
+            Ok(Ok(())) => {
+                self.on_durable(done);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::internal("a batch acknowledgement was lost")),
         }
     }
 
-    fn on_durable(&mut self, done: Pending) {
+    fn on_durable(&self, done: Pending) {
         let m = &self.metrics;
         for (table, op, n) in &done.summary.counts {
             m.add(

@@ -1,0 +1,3 @@
+//! Integration tests of the pipeline runtime with in-memory, fault-injecting connectors.
+
+mod runtime;

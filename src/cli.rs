@@ -1,0 +1,295 @@
+//! The `cdc` command line: `run`, `check` and `offsets`.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use connector_core::{
+    config, Check, CheckStatus, Config, Context, Error, ErrorKind, Outcome, Pipeline, Position,
+    Registry,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Exit code for a pipeline or check that failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for an invalid configuration or command line.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code after a second shutdown signal (exit at once).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Change data capture from PostgreSQL and MySQL/MariaDB into Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "cdc", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr. Filter with RUST_LOG (default `info`), e.g. `RUST_LOG=debug,rdkafka=warn`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline until it is stopped (SIGINT/SIGTERM drain and exit 0) or fails.
+    Run {
+        /// The pipeline's YAML file. Environment variables `CDC_<KEY>__<SUBKEY>` override its keys.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate the configuration, connect, and check each connector's preconditions.
+    Check {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show, set or reset the stored position of a pipeline.
+    Offsets {
+        /// What to do with the offsets.
+        #[command(subcommand)]
+        action: OffsetsAction,
+    },
+}
+
+/// `cdc offsets ...`.
+#[derive(Debug, Subcommand)]
+pub enum OffsetsAction {
+    /// Print the stored position.
+    Show {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+    },
+    /// Store a position (the pipeline must not be running).
+    Set {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+        /// The position, in the source's text form (as `offsets show` prints it).
+        #[arg(long)]
+        position: String,
+    },
+    /// Forget the stored position: the next run starts as configured by the snapshot mode.
+    Reset {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Parse the command line, run the command with `registry`, and return the exit code.
+pub fn main(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cdc-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cdc: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let code = runtime.block_on(execute(cli.command, registry));
+    // Connectors may leave blocking threads behind (a stuck DNS lookup); do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Run one command; returns the exit code.
+pub async fn execute(command: Command, registry: Registry) -> u8 {
+    let result = match command {
+        Command::Run { config } => run(&config, registry).await,
+        Command::Check { config } => check(&config, registry).await,
+        Command::Offsets { action } => offsets(action, registry).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cdc: {}", e.report());
+            if e.kind() == ErrorKind::Config {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Error> {
+    config::load(path)
+}
+
+async fn run(path: &Path, registry: Registry) -> Result<u8, Error> {
+    let config = load(path)?;
+    let pipeline = Pipeline::new(config, registry);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    match pipeline.run(shutdown).await? {
+        Outcome::Finished => info!("source finished; all events are durable"),
+        Outcome::Stopped => info!("stopped; the last durable position is stored"),
+    }
+    Ok(0)
+}
+
+/// First SIGINT/SIGTERM: drain and stop. Second: exit at once (the offset store is only ever
+/// replaced atomically, so it stays intact).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining in-flight events, then stopping"),
+        _ = int.recv() => info!("SIGINT: draining in-flight events, then stopping"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    warn!("second signal: exiting now");
+    std::process::exit(i32::from(EXIT_INTERRUPTED));
+}
+
+async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
+    let config = load(path)?;
+    println!(
+        "[  ok] config {}: pipeline {:?}, source {}, sink {}, offsets {}",
+        path.display(),
+        config.name,
+        config.source.kind(),
+        config.sink.kind(),
+        config.offsets.kind()
+    );
+    let ctx = Context::new(config.name.as_str());
+    let mut checks: Vec<(String, Vec<Check>)> = Vec::new();
+    let source_label = format!("source ({})", config.source.kind());
+    match registry.build_source(&config.source, &ctx) {
+        Ok(mut source) => checks.push((source_label, source.check().await)),
+        Err(e) => checks.push((source_label, vec![Check::from_error("config", &e)])),
+    }
+    let sink_label = format!("sink ({})", config.sink.kind());
+    match registry.build_sink(&config.sink, &ctx) {
+        Ok(mut sink) => checks.push((sink_label, sink.check().await)),
+        Err(e) => checks.push((sink_label, vec![Check::from_error("config", &e)])),
+    }
+    let offsets_label = format!("offsets ({})", config.offsets.kind());
+    match registry.build_offset_store(&config.offsets, &ctx) {
+        Ok(store) => {
+            let check = match store.load().await {
+                Ok(Some(p)) => Check::pass(store.describe(), format!("stored position {p}")),
+                Ok(None) => Check::pass(
+                    store.describe(),
+                    "no stored position: the first run starts as the snapshot mode says",
+                ),
+                Err(e) => Check::from_error(store.describe(), &e),
+            };
+            checks.push((offsets_label, vec![check]));
+        }
+        Err(e) => checks.push((offsets_label, vec![Check::from_error("config", &e)])),
+    }
+    let mut failed = 0;
+    for (label, list) in &checks {
+        println!("{label}:");
+        for c in list {
+            if c.status == CheckStatus::Fail {
+                failed += 1;
+            }
+            println!("  {c}");
+        }
+    }
+    if failed > 0 {
+        println!("{failed} check(s) failed");
+        Ok(EXIT_FAILURE)
+    } else {
+        println!("all checks passed");
+        Ok(0)
+    }
+}
+
+async fn offsets(action: OffsetsAction, registry: Registry) -> Result<u8, Error> {
+    let path = match &action {
+        OffsetsAction::Show { config }
+        | OffsetsAction::Set { config, .. }
+        | OffsetsAction::Reset { config, .. } => config.clone(),
+    };
+    let config = load(&path)?;
+    let ctx = Context::new(config.name.as_str());
+    let mut store = registry.build_offset_store(&config.offsets, &ctx)?;
+    match action {
+        OffsetsAction::Show { .. } => {
+            match store.load().await? {
+                Some(p) => println!("{}\t{p}", config.name),
+                None => println!("{}\t(none)", config.name),
+            }
+            Ok(0)
+        }
+        OffsetsAction::Set { position, .. } => {
+            store.lock().await?;
+            let old = store.load().await?;
+            store.store(&Position::new(position.as_str())).await?;
+            println!(
+                "{}: position {} (was {}) in {}",
+                config.name,
+                position,
+                old.as_ref().map_or("(none)", Position::as_str),
+                store.describe()
+            );
+            Ok(0)
+        }
+        OffsetsAction::Reset { yes, .. } => {
+            if !yes {
+                return Err(Error::config(
+                    "`cdc offsets reset` forgets where the pipeline is: add --yes to confirm",
+                ));
+            }
+            store.lock().await?;
+            let old = store.load().await?;
+            store.clear().await?;
+            println!(
+                "{}: position reset (was {}) in {}",
+                config.name,
+                old.as_ref().map_or("(none)", Position::as_str),
+                store.describe()
+            );
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `cdc` binary under test.
+pub fn cdc() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cdc"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+/// Run `cdc` with `args` to completion.
+pub fn cdc_output(args: &[&str]) -> Output {
+    cdc().args(args).output().expect("cdc runs")
+}
+
+/// A temporary directory for one test, with a config file written into it.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Workdir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `text` to `name`, replacing `{dir}` with this directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(
+            &p,
+            text.replace("{dir}", &self.dir.path().display().to_string()),
+        )
+        .expect("write config");
+        p
+    }
+}
+
+/// Send `signal` (`TERM`, `KILL`, `INT`) to a child.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Wait for a child to exit within `timeout`; `None` if it did not.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Spawn `cdc run -c config` with stderr to a log file next to the config.
+pub fn spawn_run(config: &Path, stdout: Stdio) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_extension("log"))
+        .expect("log file");
+    cdc()
+        .args(["run", "-c"])
+        .arg(config)
+        .stdout(stdout)
+        .stderr(log)
+        .spawn()
+        .expect("cdc spawns")
+}
+
+/// The log of runs of `config`.
+pub fn run_log(config: &Path) -> String {
+    std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+}
+
+/// Parse a JSON-lines file written by the `file` sink; lines cut short by a crash are skipped.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// How many times each generator event number appears in a file sink's output.
+pub fn generator_counts(path: &Path) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for line in read_jsonl(path) {
+        let seq = line["value"]["source"]["seq"]
+            .as_u64()
+            .expect("generator events carry source.seq");
+        *counts.entry(seq).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Poll `f` every 20 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

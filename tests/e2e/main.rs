@@ -1,0 +1,8 @@
+//! End-to-end tests of the `cdc` binary. Tests that need services read `CDC_TEST_PG_URL`,
+//! `CDC_TEST_MYSQL_URL` and `CDC_TEST_KAFKA_BROKERS` (set by `scripts/services.sh up`).
+
+mod common;
+
+mod cli;
+mod crash_resume;
+mod outside_connector;
