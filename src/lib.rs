@@ -22,9 +22,12 @@ use connector_core::Registry;
 /// | section   | `type:`     | crate            |
 /// |-----------|-------------|------------------|
 /// | `source`  | `generator` | `connector-core` |
+/// | `source`  | `postgres`  | `source-postgres` |
 /// | `sink`    | `stdout`    | `connector-core` |
 /// | `sink`    | `file`      | `connector-core` |
 /// | `offsets` | `file`      | `connector-core` |
 pub fn registry() -> Registry {
-    Registry::with_builtins()
+    let mut registry = Registry::with_builtins();
+    registry.add_source("postgres", source_postgres::factory);
+    registry
 }

@@ -6,3 +6,4 @@ mod common;
 mod cli;
 mod crash_resume;
 mod outside_connector;
+mod postgres;

@@ -1,0 +1,179 @@
+//! PostgreSQL to a file through the `cdc` binary, with writes going on and `kill -9` in between.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::common::{read_jsonl, run_log, signal, spawn_run, wait_timeout, wait_until, Workdir};
+
+/// `CDC_TEST_PG_URL`; the test fails (never skips) without it.
+pub fn pg_url() -> String {
+    std::env::var("CDC_TEST_PG_URL")
+        .expect("CDC_TEST_PG_URL is not set: run `eval \"$(scripts/services.sh up)\"` first")
+}
+
+fn url_for(db: &str) -> String {
+    let base = pg_url();
+    let (prefix, _) = base.rsplit_once('/').expect("URL has a database");
+    format!("{prefix}/{db}")
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A database of its own, dropped (with the test's slot) at the end.
+pub struct Db {
+    pub name: String,
+    pub client: Client,
+}
+
+impl Db {
+    pub async fn new(prefix: &str) -> Db {
+        let name = format!("e2e_{prefix}_{}", std::process::id());
+        let admin = connect(&pg_url()).await;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).await.expect(&sql);
+        }
+        let client = connect(&url_for(&name)).await;
+        Db { name, client }
+    }
+
+    pub fn url(&self) -> String {
+        url_for(&self.name)
+    }
+
+    pub async fn drop(self, slot: &str) {
+        let admin = connect(&pg_url()).await;
+        let _ = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        let _ = admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+/// Per key, the `qty` values seen in `after` rows, in file order.
+fn versions(path: &std::path::Path) -> BTreeMap<i64, Vec<i64>> {
+    let mut seen: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for line in read_jsonl(path) {
+        let after = &line["value"]["after"];
+        if let (Some(id), Some(qty)) = (after["id"].as_i64(), after["qty"].as_i64()) {
+            seen.entry(id).or_default().push(qty);
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_to_file_survives_kill_9_with_writes_going_on() {
+    const KEYS: i64 = 200;
+    // GIVEN a table with rows already in it (for the snapshot)
+    let db = Db::new("pgfile").await;
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text);
+             INSERT INTO orders SELECT g, 0, 'initial' FROM generate_series(1, {KEYS}) g;"
+        ))
+        .await
+        .unwrap();
+    let slot = db.name.clone();
+    let w = Workdir::new();
+    let config = w.write(
+        "pg.yaml",
+        &format!(
+            "name: {slot}\nsource: {{ type: postgres, url: '{}', tables: [public.orders], slot: {slot} }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
+             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+             pipeline: {{ offset_flush_interval_ms: 100, retry: {{ initial_backoff_ms: 100, max_backoff_ms: 1000 }} }}\n",
+            db.url()
+        ),
+    );
+    let out = w.path("out.jsonl");
+
+    // WHEN cdc runs while a writer increments quantities, and is killed with SIGKILL twice
+    let mut child = spawn_run(&config, Stdio::null());
+    // (versions written before the snapshot's consistent point are, rightly, not in the log)
+    assert!(
+        wait_until(Duration::from_secs(30), || read_jsonl(&out).len()
+            >= KEYS as usize),
+        "snapshot did not arrive\n{}",
+        run_log(&config)
+    );
+    let writer_client = connect(&db.url()).await;
+    let writer = tokio::spawn(async move {
+        for i in 0..600i64 {
+            let id = (i * 37) % KEYS + 1;
+            writer_client
+                .execute(
+                    "UPDATE orders SET qty = qty + 1, note = 'w' WHERE id = $1",
+                    &[&(id as i32)],
+                )
+                .await
+                .unwrap();
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    });
+    for _ in 0..2 {
+        let before = read_jsonl(&out).len();
+        assert!(
+            wait_until(Duration::from_secs(30), || read_jsonl(&out).len()
+                > before + 50),
+            "no progress\n{}",
+            run_log(&config)
+        );
+        signal(&child, "KILL");
+        child.wait().unwrap();
+        child = spawn_run(&config, Stdio::null());
+    }
+    writer.await.unwrap();
+
+    // THEN every version of every row reaches the file, the last one last
+    let rows = db
+        .client
+        .query("SELECT id, qty FROM orders ORDER BY id", &[])
+        .await
+        .unwrap();
+    let expected: BTreeMap<i64, i64> = rows
+        .iter()
+        .map(|r| (i64::from(r.get::<_, i32>(0)), i64::from(r.get::<_, i32>(1))))
+        .collect();
+    let complete = wait_until(Duration::from_secs(60), || {
+        let seen = versions(&out);
+        expected
+            .iter()
+            .all(|(id, qty)| seen.get(id).and_then(|v| v.last()) == Some(qty))
+    });
+    let seen = versions(&out);
+    assert!(complete, "final state not reached\n{}", run_log(&config));
+    for (id, final_qty) in &expected {
+        let v = &seen[id];
+        for q in 0..=*final_qty {
+            assert!(v.contains(&q), "key {id}: version {q} lost (saw {v:?})");
+        }
+    }
+
+    // AND SIGTERM stops it cleanly
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&slot).await;
+}
