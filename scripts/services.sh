@@ -791,6 +791,8 @@ cmd_up() {
   local started=$SECONDS
   ensure_state_dir
   take_lock
+  # What building cdc itself needs (rdkafka builds librdkafka with OpenSSL and zlib).
+  ensure_packages gcc g++ libc6-dev make perl pkg-config libssl-dev zlib1g-dev ca-certificates
   pg_up
   my_up
   tansu_up

@@ -3,6 +3,7 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use connector_core::{
@@ -61,6 +62,33 @@ pub enum Command {
         /// What to do with the offsets.
         #[command(subcommand)]
         action: OffsetsAction,
+    },
+    /// Inspect or drop the replication slot of a PostgreSQL pipeline.
+    Slot {
+        /// What to do with the slot.
+        #[command(subcommand)]
+        action: SlotAction,
+    },
+}
+
+/// `cdc slot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SlotAction {
+    /// Print the slot's state: active or not, confirmed position, WAL it retains, lag.
+    Info {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+    },
+    /// Drop the slot (refused while the pipeline runs). The next run starts over as the snapshot
+    /// mode says; changes in between are not captured.
+    Drop {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -134,6 +162,7 @@ pub async fn execute(command: Command, registry: Registry) -> u8 {
         Command::Run { config } => run(&config, registry).await,
         Command::Check { config } => check(&config, registry).await,
         Command::Offsets { action } => offsets(action, registry).await,
+        Command::Slot { action } => slot(action).await,
     };
     match result {
         Ok(code) => code,
@@ -154,10 +183,27 @@ fn load(path: &Path) -> Result<Config, Error> {
 
 async fn run(path: &Path, registry: Registry) -> Result<u8, Error> {
     let config = load(path)?;
+    let http = config.http.clone();
     let pipeline = Pipeline::new(config, registry);
+    let endpoint = if http.enabled {
+        Some(
+            crate::http::serve(
+                &http,
+                Arc::clone(pipeline.metrics()),
+                Arc::clone(pipeline.health()),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    match pipeline.run(shutdown).await? {
+    let result = pipeline.run(shutdown).await;
+    if let Some(endpoint) = endpoint {
+        endpoint.stop().await;
+    }
+    match result? {
         Outcome::Finished => info!("source finished; all events are durable"),
         Outcome::Stopped => info!("stopped; the last durable position is stored"),
     }
@@ -289,6 +335,59 @@ async fn offsets(action: OffsetsAction, registry: Registry) -> Result<u8, Error>
                 old.as_ref().map_or("(none)", Position::as_str),
                 store.describe()
             );
+            Ok(0)
+        }
+    }
+}
+
+async fn slot(action: SlotAction) -> Result<u8, Error> {
+    let path = match &action {
+        SlotAction::Info { config } | SlotAction::Drop { config, .. } => config.clone(),
+    };
+    let config = load(&path)?;
+    if config.source.kind() != "postgres" {
+        return Err(Error::config(format!(
+            "`cdc slot` manages PostgreSQL replication slots; this pipeline's source is {:?}",
+            config.source.kind()
+        )));
+    }
+    match action {
+        SlotAction::Info { .. } => {
+            let (name, report) = source_postgres::admin::slot_report(&config.source).await?;
+            let Some(r) = report else {
+                println!("slot {name}: does not exist (the next run creates it)");
+                return Ok(0);
+            };
+            let state = match r.active_pid {
+                Some(pid) => format!("active (walsender pid {pid}: the pipeline is running)"),
+                None => "inactive".to_string(),
+            };
+            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let bytes = |v: Option<i64>| v.map_or_else(|| "-".into(), |b| format!("{b} bytes"));
+            println!("slot {}", r.slot);
+            println!("  state:               {state}");
+            println!("  database:            {}", opt(&r.database));
+            println!("  plugin:              {}", opt(&r.plugin));
+            println!("  confirmed_flush_lsn: {}", opt(&r.confirmed_flush_lsn));
+            println!("  restart_lsn:         {}", opt(&r.restart_lsn));
+            println!("  current_wal_lsn:     {}", r.current_wal_lsn);
+            println!("  lag:                 {}", bytes(r.lag_bytes));
+            println!("  WAL retained:        {}", bytes(r.retained_bytes));
+            println!("  wal_status:          {}", opt(&r.wal_status));
+            Ok(0)
+        }
+        SlotAction::Drop { yes, .. } => {
+            if !yes {
+                return Err(Error::config(
+                    "`cdc slot drop` discards the slot and the changes it holds: add --yes to confirm",
+                ));
+            }
+            let (name, existed) = source_postgres::admin::drop_slot(&config.source).await?;
+            if existed {
+                println!("slot {name}: dropped");
+            } else {
+                println!("slot {name}: did not exist");
+            }
             Ok(0)
         }
     }

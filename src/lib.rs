@@ -13,6 +13,7 @@
 //! ```
 
 pub mod cli;
+pub mod http;
 
 pub use connector_core;
 use connector_core::Registry;

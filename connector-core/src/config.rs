@@ -34,7 +34,30 @@ pub const ENV_PREFIX: &str = "CDC_";
 
 /// Top-level keys; environment variables are only read for these, so that unrelated `CDC_*`
 /// variables (`CDC_TEST_PG_URL`) are not mistaken for configuration.
-pub const TOP_LEVEL_KEYS: &[&str] = &["name", "source", "sink", "offsets", "pipeline"];
+pub const TOP_LEVEL_KEYS: &[&str] = &["name", "source", "sink", "offsets", "pipeline", "http"];
+
+/// Default address of the health and metrics endpoint (`http.address`).
+pub const DEFAULT_HTTP_ADDRESS: &str = "127.0.0.1:9187";
+
+/// The health and metrics endpoint under `http:`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Serve `/healthz`, `/readyz` and `/metrics` (default true).
+    pub enabled: bool,
+    /// Address to listen on (default `127.0.0.1:9187`, loopback only; `0.0.0.0:9187` for all
+    /// interfaces, e.g. for Kubernetes probes from outside the pod).
+    pub address: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            enabled: true,
+            address: DEFAULT_HTTP_ADDRESS.to_string(),
+        }
+    }
+}
 
 /// Runtime settings under `pipeline:`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -94,6 +117,8 @@ struct TopLevel {
     offsets: Option<TypeOnly>,
     #[serde(default)]
     pipeline: PipelineSettings,
+    #[serde(default)]
+    http: HttpSettings,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +134,8 @@ pub struct Config {
     pub name: String,
     /// Runtime settings.
     pub pipeline: PipelineSettings,
+    /// The health and metrics endpoint.
+    pub http: HttpSettings,
     /// `source:`.
     pub source: ConfigSection,
     /// `sink:`.
@@ -329,6 +356,7 @@ fn from_figment(figment: Figment, file: Option<PathBuf>) -> Result<Config> {
     Ok(Config {
         name: top.name,
         pipeline: top.pipeline,
+        http: top.http,
         source: section("source", top.source.kind),
         sink: section("sink", top.sink.kind),
         offsets: section("offsets", offsets_kind),

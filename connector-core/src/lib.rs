@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod file_sink;
 pub mod generator;
+pub mod health;
 pub mod metrics;
 pub mod offsets;
 pub mod registry;
@@ -32,6 +33,7 @@ pub use event::{
     Batch, ChangeEvent, Column, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo,
     TableId, TableSchema, TxnInfo, Value,
 };
+pub use health::{Health, Phase};
 pub use metrics::Metrics;
 pub use offsets::{FileOffsetStore, OffsetStore};
 pub use registry::{Context, Registry};

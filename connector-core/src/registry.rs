@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::config::ConfigSection;
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::offsets::{FileOffsetStore, OffsetStore};
 use crate::sink::Sink;
@@ -27,6 +28,9 @@ pub struct Context {
     pub pipeline: Arc<str>,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
+    /// The pipeline's phase; a source reports snapshotting or streaming through
+    /// [`Health::set_running`].
+    pub health: Arc<Health>,
 }
 
 impl Context {
@@ -35,6 +39,7 @@ impl Context {
         Context {
             pipeline: pipeline.into(),
             metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::default()),
         }
     }
 }

@@ -30,6 +30,8 @@ use tracing::{debug, error, info, warn, Instrument as _};
 use crate::config::{Config, PipelineSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, Op, Position};
+use crate::health::Health;
+use crate::health::Phase;
 use crate::metrics::{self, Metrics};
 use crate::offsets::OffsetStore;
 use crate::registry::{Context, Registry};
@@ -74,11 +76,27 @@ impl Pipeline {
         &self.ctx.metrics
     }
 
+    /// Use this health (shared with an HTTP endpoint) instead of a fresh one.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.ctx.health = health;
+        self
+    }
+
+    /// The pipeline's phase, for health and readiness probes.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.ctx.health
+    }
+
     /// Run until the source finishes, `shutdown` is cancelled, or a fatal error (or too many
     /// retryable ones) occurs.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<Outcome> {
         let span = tracing::info_span!("pipeline", name = %self.config.name);
-        self.run_inner(shutdown).instrument(span).await
+        let result = self.run_inner(shutdown).instrument(span).await;
+        self.ctx.health.set(match result {
+            Ok(_) => Phase::Stopped,
+            Err(_) => Phase::Failed,
+        });
+        result
     }
 
     async fn run_inner(&self, shutdown: CancellationToken) -> Result<Outcome> {
@@ -99,6 +117,7 @@ impl Pipeline {
             if shutdown.is_cancelled() {
                 return Ok(Outcome::Stopped);
             }
+            self.ctx.health.set(Phase::Starting);
             let attempt = match store.load().await {
                 Ok(resume) => {
                     info!(
@@ -150,6 +169,7 @@ impl Pipeline {
                 "retryable error: restarting from the last durable position"
             );
             metrics.add(metrics::RESTARTS, &[], 1);
+            self.ctx.health.set(Phase::Restarting);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.cancelled() => return Ok(Outcome::Stopped),
@@ -223,6 +243,10 @@ impl Attempt<'_> {
             return not_progressed(e.context("starting the source"));
         }
         self.metrics.set(metrics::UP, &[], 1.0);
+        // Streaming unless the source already said it is snapshotting.
+        if ctx.health.phase() == Phase::Starting {
+            ctx.health.set(Phase::Streaming);
+        }
 
         let stores_offsets = sink.stores_offsets();
         let max = self.settings.max_in_flight_bytes.min(u32::MAX as usize);
@@ -284,7 +308,11 @@ impl Attempt<'_> {
             let mut sink_task = sink_task;
             tokio::select! {
                 r = &mut sink_task => r,
-                _ = async { shutdown.cancelled().await; tokio::time::sleep(timeout).await } => {
+                _ = async {
+                    shutdown.cancelled().await;
+                    ctx.health.set(Phase::Stopping);
+                    tokio::time::sleep(timeout).await
+                } => {
                     warn!(timeout_ms = timeout.as_millis() as u64,
                         "shutdown timed out while draining; storing the last durable position");
                     abort.cancel();

@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod decode;

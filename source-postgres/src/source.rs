@@ -56,6 +56,7 @@ pub struct PostgresSource {
     tables: Vec<TableInfo>,
     types: TypeCache,
     phase: Phase,
+    health: Arc<connector_core::Health>,
     committed: Lsn,
     background: Tasks,
     held: Option<ChangeEvent>,
@@ -73,6 +74,7 @@ impl PostgresSource {
         Ok(PostgresSource {
             settings,
             metrics: Arc::clone(&ctx.metrics),
+            health: Arc::clone(&ctx.health),
             tls,
             client: None,
             server_version: 0,
@@ -206,6 +208,7 @@ impl PostgresSource {
         info!(slot = %slot, consistent_point = %consistent, "created the replication slot");
         let spec = self.snapshot_spec(name, consistent, Exporter::Replication(repl))?;
         self.phase = Phase::Snapshot(snapshot::start(spec).await?);
+        self.health.set_running(connector_core::Phase::Snapshotting);
         Ok(())
     }
 
@@ -229,6 +232,7 @@ impl PostgresSource {
             .map_err(|_| Error::new(ErrorKind::Protocol, "bad WAL position"))?;
         let spec = self.snapshot_spec(name, consistent, Exporter::Transaction(exp))?;
         self.phase = Phase::Snapshot(snapshot::start(spec).await?);
+        self.health.set_running(connector_core::Phase::Snapshotting);
         Ok(())
     }
 
@@ -325,6 +329,7 @@ impl PostgresSource {
             max_batch_bytes: self.settings.config.max_batch_bytes,
         });
         self.phase = Phase::Streaming(handle);
+        self.health.set_running(connector_core::Phase::Streaming);
         Ok(())
     }
 

@@ -5,5 +5,6 @@ mod common;
 
 mod cli;
 mod crash_resume;
+mod http;
 mod outside_connector;
 mod postgres;

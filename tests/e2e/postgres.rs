@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::common::{read_jsonl, run_log, signal, spawn_run, wait_timeout, wait_until, Workdir};
+use crate::common::{
+    cdc_output, free_port, http_get, metric_value, read_jsonl, run_log, signal, spawn_run,
+    spawn_run_env, wait_timeout, wait_until, Workdir,
+};
 
 /// `CDC_TEST_PG_URL`; the test fails (never skips) without it.
 pub fn pg_url() -> String {
@@ -132,6 +135,12 @@ async fn postgres_to_file_survives_kill_9_with_writes_going_on() {
             }
         }
     });
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let env = [
+        ("CDC_HTTP__ADDRESS", address.as_str()),
+        ("CDC_SOURCE__LAG_INTERVAL_MS", "200"),
+    ];
     for _ in 0..2 {
         let before = read_jsonl(&out).len();
         assert!(
@@ -142,7 +151,7 @@ async fn postgres_to_file_survives_kill_9_with_writes_going_on() {
         );
         signal(&child, "KILL");
         child.wait().unwrap();
-        child = spawn_run(&config, Stdio::null());
+        child = spawn_run_env(&config, Stdio::null(), &env);
     }
     writer.await.unwrap();
 
@@ -171,9 +180,99 @@ async fn postgres_to_file_survives_kill_9_with_writes_going_on() {
         }
     }
 
+    // AND its endpoint reports snapshot progress and the slot's lag in bytes
+    let (_, m) = http_get(port, "/metrics").expect("metrics endpoint");
+    assert_eq!(
+        metric_value(&m, "cdc_snapshot_tables_total", &[]),
+        None,
+        "no snapshot after a resume"
+    );
+    assert!(
+        metric_value(&m, "cdc_source_lag_bytes", &[]).is_some(),
+        "{m}"
+    );
+    assert!(
+        metric_value(
+            &m,
+            "cdc_events_total",
+            &["table=\"public.orders\"", "op=\"update\""]
+        )
+        .is_some(),
+        "{m}"
+    );
+    assert_eq!(http_get(port, "/readyz").map(|r| r.0), Some(200));
+
     // AND SIGTERM stops it cleanly
     signal(&child, "TERM");
     let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
     assert!(status.success(), "{}", run_log(&config));
+    db.drop(&slot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_info_and_drop_are_safe_while_the_pipeline_runs() {
+    // GIVEN a running PostgreSQL pipeline
+    let db = Db::new("slotcmd").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let slot = db.name.clone();
+    let w = Workdir::new();
+    let config = w.write(
+        "pg.yaml",
+        &format!(
+            "name: {slot}\nsource: {{ type: postgres, url: '{}', tables: [public.t], slot: {slot} }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\noffsets: {{ type: file, path: '{{dir}}/o.offsets' }}\n",
+            db.url()
+        ),
+    );
+    let c = config.to_str().unwrap();
+    let mut child = spawn_run(&config, Stdio::null());
+    assert!(wait_until(Duration::from_secs(30), || read_jsonl(
+        &w.path("out.jsonl")
+    )
+    .len()
+        == 1));
+
+    // WHEN asked about its slot, THEN it is shown active once streaming
+    let mut text = String::new();
+    wait_until(Duration::from_secs(10), || {
+        let info = cdc_output(&["slot", "info", "-c", c]);
+        assert!(
+            info.status.success(),
+            "{}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        text = String::from_utf8_lossy(&info.stdout).into_owned();
+        text.contains("active (walsender pid")
+    });
+    assert!(text.contains(&format!("slot {slot}")), "{text}");
+    assert!(text.contains("active (walsender pid"), "{text}");
+    assert!(text.contains("confirmed_flush_lsn:"), "{text}");
+
+    // WHEN asked to drop it while running, THEN it refuses
+    let out = cdc_output(&["slot", "drop", "-c", c, "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the pipeline is running"));
+
+    // WHEN the pipeline is stopped, drop needs --yes, then drops it
+    signal(&child, "TERM");
+    assert!(wait_timeout(&mut child, Duration::from_secs(30))
+        .unwrap()
+        .success());
+    assert_eq!(
+        cdc_output(&["slot", "drop", "-c", c]).status.code(),
+        Some(2)
+    );
+    let out = cdc_output(&["slot", "drop", "-c", c, "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dropped"));
+    let info = cdc_output(&["slot", "info", "-c", c]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("does not exist"));
     db.drop(&slot).await;
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub fn cdc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cdc"));
     c.env("RUST_LOG", "info");
+    // Tests run in parallel: each endpoint on a port of its own (tests that scrape it set one).
+    c.env("CDC_HTTP__ADDRESS", "127.0.0.1:0");
     c
 }
 
@@ -73,6 +75,11 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
 
 /// Spawn `cdc run -c config` with stderr to a log file next to the config.
 pub fn spawn_run(config: &Path, stdout: Stdio) -> Child {
+    spawn_run_env(config, stdout, &[])
+}
+
+/// [`spawn_run`] with extra environment variables.
+pub fn spawn_run_env(config: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -81,6 +88,7 @@ pub fn spawn_run(config: &Path, stdout: Stdio) -> Child {
     cdc()
         .args(["run", "-c"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(stdout)
         .stderr(log)
         .spawn()
@@ -122,4 +130,39 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET http://127.0.0.1:{port}{path}`: status code and body, `None` when nothing listens.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The value of the first series of `metric` whose labels contain every `label`.
+pub fn metric_value(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' ']).next() == Some(metric) && labels.iter().all(|lb| l.contains(lb))
+        })
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
