@@ -14,6 +14,8 @@ pub enum MetricKind {
     Counter,
     /// Goes up and down.
     Gauge,
+    /// Observations counted into buckets.
+    Histogram,
 }
 
 /// A metric's name, help text and kind.
@@ -134,6 +136,33 @@ metric!(
     Gauge,
     "1 while the pipeline is streaming or snapshotting."
 );
+metric!(
+    COMMIT_TO_DURABLE,
+    "cdc_commit_to_durable_seconds",
+    Histogram,
+    "Time from a change's commit in the source to its durability in the sink (streamed changes)."
+);
+metric!(
+    COMMIT_TO_DURABLE_MAX,
+    "cdc_commit_to_durable_max_seconds",
+    Gauge,
+    "The longest commit-to-durable time seen."
+);
+
+/// Bucket bounds of [`COMMIT_TO_DURABLE`], in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
+];
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    def: MetricDef,
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
 
 type Labels = Vec<(&'static str, String)>;
 type Series = BTreeMap<&'static str, (MetricDef, BTreeMap<Labels, f64>)>;
@@ -142,6 +171,7 @@ type Series = BTreeMap<&'static str, (MetricDef, BTreeMap<Labels, f64>)>;
 #[derive(Debug, Default)]
 pub struct Metrics {
     series: Mutex<Series>,
+    histograms: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
 impl Metrics {
@@ -201,16 +231,76 @@ impl Metrics {
             .unwrap_or(0.0)
     }
 
+    /// Count `n` observations of `value` into histogram `def` with bucket bounds `bounds`.
+    pub fn observe(&self, def: MetricDef, bounds: &'static [f64], value: f64, n: u64) {
+        let Ok(mut hs) = self.histograms.lock() else {
+            return;
+        };
+        let h = hs.entry(def.name).or_insert_with(|| Histogram {
+            def,
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        });
+        let i = h.bounds.partition_point(|b| *b < value);
+        h.counts[i] += n;
+        h.sum += value * n as f64;
+        h.count += n;
+    }
+
+    /// The `q` quantile (0..=1) of a histogram, interpolated within its bucket; `None` when empty.
+    pub fn quantile(&self, def: MetricDef, q: f64) -> Option<f64> {
+        let hs = self.histograms.lock().ok()?;
+        let h = hs.get(def.name)?;
+        if h.count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * h.count as f64;
+        let mut seen = 0u64;
+        for (i, c) in h.counts.iter().enumerate() {
+            if *c > 0 && (seen + c) as f64 >= rank {
+                let lo = if i == 0 { 0.0 } else { h.bounds[i - 1] };
+                let hi = h.bounds.get(i).copied().unwrap_or(lo);
+                let within = (rank - seen as f64) / *c as f64;
+                return Some(lo + (hi - lo) * within.clamp(0.0, 1.0));
+            }
+            seen += c;
+        }
+        h.bounds.last().copied()
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if let Ok(hs) = self.histograms.lock() {
+            for h in hs.values() {
+                let name = h.def.name;
+                let _ = writeln!(out, "# HELP {name} {}", h.def.help);
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                let mut cumulative = 0;
+                for (i, c) in h.counts.iter().enumerate() {
+                    cumulative += c;
+                    match h.bounds.get(i) {
+                        Some(b) => {
+                            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+                        }
+                        None => {
+                            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                        }
+                    }
+                }
+                let _ = writeln!(out, "{name}_sum {}", h.sum);
+                let _ = writeln!(out, "{name}_count {}", h.count);
+            }
+        }
         let Ok(series) = self.series.lock() else {
             return out;
         };
         for (def, values) in series.values() {
             let kind = match def.kind {
                 MetricKind::Counter => "counter",
-                MetricKind::Gauge => "gauge",
+                MetricKind::Gauge | MetricKind::Histogram => "gauge",
             };
             let _ = writeln!(out, "# HELP {} {}", def.name, def.help);
             let _ = writeln!(out, "# TYPE {} {}", def.name, kind);
@@ -255,5 +345,29 @@ mod tests {
         );
         assert!(text.contains("position=\"0/1\\\"A\""), "{text}");
         assert_eq!(m.total(EVENTS), 5.0);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_and_quantiles() {
+        let m = Metrics::new();
+        m.observe(COMMIT_TO_DURABLE, LATENCY_BUCKETS, 0.004, 90);
+        m.observe(COMMIT_TO_DURABLE, LATENCY_BUCKETS, 0.04, 10);
+        let text = m.render();
+        assert!(
+            text.contains("cdc_commit_to_durable_seconds_bucket{le=\"0.005\"} 90"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cdc_commit_to_durable_seconds_bucket{le=\"+Inf\"} 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cdc_commit_to_durable_seconds_count 100"),
+            "{text}"
+        );
+        let p50 = m.quantile(COMMIT_TO_DURABLE, 0.5).unwrap();
+        assert!((0.002..=0.005).contains(&p50), "{p50}");
+        let p99 = m.quantile(COMMIT_TO_DURABLE, 0.99).unwrap();
+        assert!((0.03..=0.05).contains(&p99), "{p99}");
     }
 }

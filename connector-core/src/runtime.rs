@@ -473,6 +473,8 @@ struct BatchSummary {
     counts: Vec<(String, Op, u64)>,
     bytes: u64,
     newest_commit_ts_us: i64,
+    /// Commit times of streamed (not snapshot) events, run-length encoded: transactions share one.
+    commit_times: Vec<(i64, u64)>,
 }
 
 impl BatchSummary {
@@ -481,6 +483,12 @@ impl BatchSummary {
         let mut last: Option<(*const crate::event::TableSchema, Op, usize)> = None;
         for ev in &batch.events {
             s.newest_commit_ts_us = s.newest_commit_ts_us.max(ev.commit_ts_us);
+            if ev.op != Op::Read && ev.commit_ts_us > 0 {
+                match s.commit_times.last_mut() {
+                    Some((ts, n)) if *ts == ev.commit_ts_us => *n += 1,
+                    _ => s.commit_times.push((ev.commit_ts_us, 1)),
+                }
+            }
             let ptr = ev.table.as_ref().map_or(std::ptr::null(), Arc::as_ptr);
             if let Some((p, op, idx)) = last {
                 if p == ptr && op == ev.op {
@@ -651,8 +659,25 @@ impl Durability {
         }
         m.add(metrics::BYTES, &[], done.summary.bytes);
         m.add(metrics::BATCHES, &[], 1);
+        let now_us = now_micros();
+        let mut max_latency = 0.0f64;
+        for (ts, n) in &done.summary.commit_times {
+            let latency = (now_us - ts).max(0) as f64 / 1e6;
+            max_latency = max_latency.max(latency);
+            m.observe(
+                metrics::COMMIT_TO_DURABLE,
+                metrics::LATENCY_BUCKETS,
+                latency,
+                *n,
+            );
+        }
+        if max_latency > 0.0 {
+            let prev = m.get(metrics::COMMIT_TO_DURABLE_MAX, &[]).unwrap_or(0.0);
+            if max_latency > prev {
+                m.set(metrics::COMMIT_TO_DURABLE_MAX, &[], max_latency);
+            }
+        }
         if done.summary.newest_commit_ts_us > 0 {
-            let now_us = now_micros();
             m.set(
                 metrics::LAST_EVENT_COMMIT_TS,
                 &[],

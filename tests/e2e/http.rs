@@ -64,6 +64,9 @@ fn healthz_readyz_and_metrics_during_a_running_pipeline() {
     let lag = metric_value(&m, "cdc_lag_seconds", &[]).unwrap();
     assert!((0.0..5.0).contains(&lag), "lag {lag}");
     assert_eq!(metric_value(&m, "cdc_up", &[]), Some(1.0));
+    let durable = metric_value(&m, "cdc_commit_to_durable_seconds_count", &[]).unwrap();
+    assert!(durable > 100.0, "{m}");
+    assert!(metric_value(&m, "cdc_commit_to_durable_max_seconds", &[]).unwrap() < 5.0);
     assert_eq!(metric_value(&m, "cdc_restarts_total", &[]), None);
 
     signal(&child, "TERM");
