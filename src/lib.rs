@@ -24,11 +24,17 @@ use connector_core::Registry;
 /// |-----------|-------------|------------------|
 /// | `source`  | `generator` | `connector-core` |
 /// | `source`  | `postgres`  | `source-postgres` |
+/// | `source`  | `mysql`     | `source-mysql`    |
+/// | `sink`    | `kafka`     | `sink-kafka`      |
+/// | `offsets` | `kafka`     | `sink-kafka`      |
 /// | `sink`    | `stdout`    | `connector-core` |
 /// | `sink`    | `file`      | `connector-core` |
 /// | `offsets` | `file`      | `connector-core` |
 pub fn registry() -> Registry {
     let mut registry = Registry::with_builtins();
     registry.add_source("postgres", source_postgres::factory);
+    registry.add_source("mysql", source_mysql::factory);
+    registry.add_sink("kafka", sink_kafka::factory);
+    registry.add_offset_store("kafka", sink_kafka::offset_store_factory);
     registry
 }

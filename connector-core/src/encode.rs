@@ -9,6 +9,12 @@
 //!   before the change and `"__deleted":"true"`).
 //!
 //! Value forms are documented in the README type table; see [`write_value`].
+//!
+//! With [`Encoder::with_schemas`], key and value are each wrapped as Kafka Connect's JSON converter
+//! does with `schemas.enable=true`: `{"schema":{..},"payload":{..}}`. The Connect type of a column
+//! follows the JSON form its [`Value`] variant is written in, refined by the column's `type_name`
+//! (integer width) and taken from the `type_name` alone when the value is null; see
+//! [`connect_type`].
 
 use std::sync::Arc;
 
@@ -38,6 +44,7 @@ pub enum Format {
 pub struct Encoder {
     name: Arc<str>,
     format: Format,
+    schemas: bool,
 }
 
 impl Encoder {
@@ -46,7 +53,15 @@ impl Encoder {
         Encoder {
             name: name.into(),
             format,
+            schemas: false,
         }
+    }
+
+    /// Wrap keys and values with their Kafka Connect schema (`{"schema":..,"payload":..}`), as the
+    /// JSON converter does with `schemas.enable=true`.
+    pub fn with_schemas(mut self, schemas: bool) -> Self {
+        self.schemas = schemas;
+        self
     }
 
     /// The format produced.
@@ -54,9 +69,30 @@ impl Encoder {
         self.format
     }
 
+    /// Whether keys and values carry their Kafka Connect schema.
+    pub fn schemas(&self) -> bool {
+        self.schemas
+    }
+
     /// Append the key of `event` to `out`; returns `false` (and writes nothing) when the event has
     /// no key (a table without key columns).
     pub fn write_key(&self, event: &ChangeEvent, out: &mut Vec<u8>) -> bool {
+        if !self.schemas {
+            return self.write_bare_key(event, out);
+        }
+        let start = out.len();
+        out.extend_from_slice(b"{\"schema\":");
+        self.write_key_schema(event, out);
+        out.extend_from_slice(b",\"payload\":");
+        if !self.write_bare_key(event, out) {
+            out.truncate(start);
+            return false;
+        }
+        out.push(b'}');
+        true
+    }
+
+    fn write_bare_key(&self, event: &ChangeEvent, out: &mut Vec<u8>) -> bool {
         if let Some(msg) = &event.message {
             out.extend_from_slice(b"{\"prefix\":");
             write_str(out, &msg.prefix);
@@ -71,6 +107,18 @@ impl Encoder {
 
     /// Append the value of `event` to `out` in this encoder's format.
     pub fn write_value(&self, event: &ChangeEvent, now_us: i64, out: &mut Vec<u8>) {
+        if self.schemas {
+            out.extend_from_slice(b"{\"schema\":");
+            self.write_value_schema(event, out);
+            out.extend_from_slice(b",\"payload\":");
+            self.write_bare_value(event, now_us, out);
+            out.push(b'}');
+        } else {
+            self.write_bare_value(event, now_us, out);
+        }
+    }
+
+    fn write_bare_value(&self, event: &ChangeEvent, now_us: i64, out: &mut Vec<u8>) {
         match self.format {
             Format::Debezium => self.write_envelope(event, now_us, out),
             Format::Flat => self.write_flat(event, out),
@@ -188,6 +236,338 @@ impl Encoder {
                 "false"
             },
         );
+        out.push(b'}');
+    }
+}
+
+/// A Kafka Connect schema type: the primitive `type` and an optional logical `name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectType {
+    /// `boolean`, `int16`, `int32`, `int64`, `float32`, `float64`, `string`, `bytes`, `array`.
+    pub kind: &'static str,
+    /// Debezium's logical type name (`io.debezium.time.ZonedTimestamp`), if any.
+    pub name: Option<&'static str>,
+}
+
+impl ConnectType {
+    const fn plain(kind: &'static str) -> Self {
+        ConnectType { kind, name: None }
+    }
+
+    const fn named(kind: &'static str, name: &'static str) -> Self {
+        ConnectType {
+            kind,
+            name: Some(name),
+        }
+    }
+}
+
+/// The lower-case base of a source type name: `numeric(10,2)` gives `numeric`, `INT UNSIGNED`
+/// gives `int`, `character varying` stays as is.
+fn base_type_name(type_name: &str) -> (String, bool) {
+    let lower = type_name.trim().to_ascii_lowercase();
+    let unsigned = lower.contains(" unsigned");
+    let base = lower
+        .split('(')
+        .next()
+        .unwrap_or("")
+        .replace(" unsigned", "")
+        .replace(" zerofill", "");
+    (base.trim().to_string(), unsigned)
+}
+
+/// The Connect type implied by a source type name alone (used for null values).
+fn connect_type_of_name(type_name: &str) -> ConnectType {
+    let (base, unsigned) = base_type_name(type_name);
+    if base.starts_with('_') || base.ends_with("[]") {
+        return ConnectType::plain("array");
+    }
+    match base.as_str() {
+        "bool" | "boolean" => ConnectType::plain("boolean"),
+        "int2" | "smallint" | "smallserial" | "tinyint" if !unsigned || base == "tinyint" => {
+            ConnectType::plain("int16")
+        }
+        "int4" | "int" | "integer" | "mediumint" | "serial" | "year" if !unsigned => {
+            ConnectType::plain("int32")
+        }
+        "smallint" | "mediumint" => ConnectType::plain("int32"),
+        "int" | "integer" | "int8" | "bigint" | "bigserial" => ConnectType::plain("int64"),
+        "float4" | "real" | "float" => ConnectType::plain("float32"),
+        "float8" | "double" | "double precision" => ConnectType::plain("float64"),
+        "json" | "jsonb" => ConnectType::named("string", "io.debezium.data.Json"),
+        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => {
+            ConnectType::plain("bytes")
+        }
+        "date" => ConnectType::named("string", "io.debezium.time.IsoDate"),
+        "time" | "time without time zone" => {
+            ConnectType::named("string", "io.debezium.time.IsoTime")
+        }
+        "timetz" | "time with time zone" => {
+            ConnectType::named("string", "io.debezium.time.ZonedTime")
+        }
+        "timestamp" | "timestamp without time zone" | "datetime" => {
+            ConnectType::named("string", "io.debezium.time.IsoTimestamp")
+        }
+        "timestamptz" | "timestamp with time zone" => {
+            ConnectType::named("string", "io.debezium.time.ZonedTimestamp")
+        }
+        "interval" => ConnectType::named("string", "io.debezium.time.Interval"),
+        "uuid" => ConnectType::named("string", "io.debezium.data.Uuid"),
+        _ => ConnectType::plain("string"),
+    }
+}
+
+/// The Connect type of a column: the JSON form of `sample`'s variant decides the family, the
+/// source `type_name` refines integer widths and decides alone when `sample` is absent, null or
+/// unavailable.
+pub fn connect_type(type_name: &str, sample: Option<&Value>) -> ConnectType {
+    let by_name = connect_type_of_name(type_name);
+    let int_width = |fallback: &'static str| match by_name.kind {
+        "int16" | "int32" | "int64" => ConnectType::plain(by_name.kind),
+        _ => ConnectType::plain(fallback),
+    };
+    match sample {
+        None | Some(Value::Null) | Some(Value::Unavailable) => by_name,
+        Some(Value::Bool(_)) => ConnectType::plain("boolean"),
+        Some(Value::Int(_)) | Some(Value::UInt(_)) => int_width("int64"),
+        Some(Value::Float32(_)) => ConnectType::plain("float32"),
+        Some(Value::Float64(_)) => ConnectType::plain("float64"),
+        Some(Value::Decimal(_)) | Some(Value::Text(_)) => ConnectType::plain("string"),
+        Some(Value::Json(_)) => ConnectType::named("string", "io.debezium.data.Json"),
+        Some(Value::Bytes(_)) => ConnectType::plain("bytes"),
+        Some(Value::Date(_)) => ConnectType::named("string", "io.debezium.time.IsoDate"),
+        Some(Value::Time(_)) => ConnectType::named("string", "io.debezium.time.IsoTime"),
+        Some(Value::TimeTz { .. }) => ConnectType::named("string", "io.debezium.time.ZonedTime"),
+        Some(Value::Timestamp(_)) => ConnectType::named("string", "io.debezium.time.IsoTimestamp"),
+        Some(Value::TimestampTz(_)) => {
+            ConnectType::named("string", "io.debezium.time.ZonedTimestamp")
+        }
+        Some(Value::Interval { .. }) => ConnectType::named("string", "io.debezium.time.Interval"),
+        Some(Value::Uuid(_)) => ConnectType::named("string", "io.debezium.data.Uuid"),
+        Some(Value::Array(_)) => ConnectType::plain("array"),
+    }
+}
+
+/// The element type name of an array type name: `_int4` and `int4[]` give `int4`.
+fn element_type_name(type_name: &str) -> &str {
+    let t = type_name.trim();
+    t.strip_prefix('_')
+        .or_else(|| t.strip_suffix("[]"))
+        .unwrap_or_default()
+}
+
+/// Append the members of a type schema (`"type":..[,"name":..][,"items":{..}]`) without braces.
+fn write_type_members(out: &mut Vec<u8>, type_name: &str, sample: Option<&Value>) {
+    let t = connect_type(type_name, sample);
+    out.extend_from_slice(b"\"type\":");
+    write_str(out, t.kind);
+    if let Some(name) = t.name {
+        out.extend_from_slice(b",\"name\":");
+        write_str(out, name);
+        out.extend_from_slice(b",\"version\":1");
+    }
+    if t.kind == "array" {
+        let element = element_type_name(type_name);
+        let item = match sample {
+            Some(Value::Array(items)) => items.iter().find(|v| !v.is_null()),
+            _ => None,
+        };
+        out.extend_from_slice(b",\"items\":{");
+        write_type_members(out, element, item);
+        out.extend_from_slice(b",\"optional\":true}");
+    }
+}
+
+/// Append one field schema `{"type":..,"optional":..,"field":..}`.
+fn write_field_schema(
+    out: &mut Vec<u8>,
+    field: &str,
+    type_name: &str,
+    sample: Option<&Value>,
+    optional: bool,
+) {
+    out.push(b'{');
+    write_type_members(out, type_name, sample);
+    out.extend_from_slice(if optional {
+        b",\"optional\":true,\"field\":"
+    } else {
+        b",\"optional\":false,\"field\":"
+    });
+    write_str(out, field);
+    out.push(b'}');
+}
+
+/// Append a field schema of a fixed primitive type.
+fn write_fixed_field(out: &mut Vec<u8>, field: &str, kind: &str, optional: bool) {
+    out.extend_from_slice(b"{\"type\":");
+    write_str(out, kind);
+    out.extend_from_slice(if optional {
+        b",\"optional\":true,\"field\":"
+    } else {
+        b",\"optional\":false,\"field\":"
+    });
+    write_str(out, field);
+    out.push(b'}');
+}
+
+impl Encoder {
+    /// `<name>.<schema>.<table>.<suffix>`, or `<name>.message.<suffix>` for logical messages.
+    fn write_schema_name(&self, event: &ChangeEvent, suffix: &str, out: &mut Vec<u8>) {
+        let name = match &event.table {
+            Some(t) => format!("{}.{}.{}.{suffix}", self.name, t.id.schema, t.id.table),
+            None => format!("{}.message.{suffix}", self.name),
+        };
+        write_str(out, &name);
+    }
+
+    /// The fields of the row struct, comma-separated without brackets: every column, typed from
+    /// its value in `rows` (the first row with a non-null value) or its type name.
+    fn write_row_fields(&self, table: &TableSchema, rows: &[Option<&Row>], out: &mut Vec<u8>) {
+        for (i, col) in table.columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let sample = rows
+                .iter()
+                .filter_map(|r| r.and_then(|r| r.get(i)))
+                .find(|v| !v.is_null() && !matches!(v, Value::Unavailable));
+            let any_null = rows
+                .iter()
+                .any(|r| r.and_then(|r| r.get(i)).is_some_and(Value::is_null));
+            write_field_schema(
+                out,
+                &col.name,
+                &col.type_name,
+                sample,
+                col.nullable || any_null,
+            );
+        }
+    }
+
+    fn write_key_schema(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"struct\",\"fields\":[");
+        if event.message.is_some() {
+            write_fixed_field(out, "prefix", "string", false);
+        } else if let (Some(table), Some(row)) = (&event.table, event.key_row()) {
+            let mut first = true;
+            for (col, v) in table.columns.iter().zip(row) {
+                if !col.key {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_field_schema(out, &col.name, &col.type_name, Some(v), v.is_null());
+            }
+        }
+        out.extend_from_slice(b"],\"optional\":false,\"name\":");
+        self.write_schema_name(event, "Key", out);
+        out.push(b'}');
+    }
+
+    fn write_value_schema(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Debezium => self.write_envelope_schema(event, out),
+            Format::Flat => self.write_flat_schema(event, out),
+        }
+    }
+
+    fn write_message_fields(out: &mut Vec<u8>) {
+        write_fixed_field(out, "prefix", "string", false);
+        out.push(b',');
+        write_fixed_field(out, "content", "bytes", false);
+    }
+
+    fn write_envelope_schema(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"struct\",\"fields\":[");
+        if let Some(table) = &event.table {
+            if event.op != Op::Message {
+                let rows = [event.after.as_ref(), event.before.as_ref()];
+                for field in ["before", "after"] {
+                    out.extend_from_slice(b"{\"type\":\"struct\",\"fields\":[");
+                    self.write_row_fields(table, &rows, out);
+                    out.extend_from_slice(b"],\"optional\":true,\"name\":");
+                    self.write_schema_name(event, "Value", out);
+                    out.extend_from_slice(b",\"field\":");
+                    write_str(out, field);
+                    out.extend_from_slice(b"},");
+                }
+            }
+        }
+        out.extend_from_slice(b"{\"type\":\"struct\",\"fields\":[");
+        for (i, field) in ["version", "connector", "name"].iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_fixed_field(out, field, "string", false);
+        }
+        out.push(b',');
+        write_fixed_field(out, "ts_ms", "int64", false);
+        out.push(b',');
+        write_fixed_field(out, "ts_us", "int64", true);
+        out.push(b',');
+        write_fixed_field(out, "snapshot", "string", true);
+        if event.table.is_some() {
+            for field in ["db", "schema", "table"] {
+                out.push(b',');
+                write_fixed_field(out, field, "string", false);
+            }
+        }
+        for (name, value) in &event.source.fields {
+            out.push(b',');
+            write_field_schema(out, name, "", Some(value), true);
+        }
+        out.extend_from_slice(b"],\"optional\":false,\"name\":");
+        let source_name = format!("io.debezium.connector.{}.Source", event.source.connector);
+        write_str(out, &source_name);
+        out.extend_from_slice(b",\"field\":\"source\"},");
+        write_fixed_field(out, "op", "string", false);
+        out.push(b',');
+        write_fixed_field(out, "ts_ms", "int64", true);
+        out.push(b',');
+        write_fixed_field(out, "ts_us", "int64", true);
+        if event.message.is_some() {
+            out.extend_from_slice(b",{\"type\":\"struct\",\"fields\":[");
+            Self::write_message_fields(out);
+            out.extend_from_slice(b"],\"optional\":true,\"field\":\"message\"}");
+        }
+        out.extend_from_slice(b",{\"type\":\"struct\",\"fields\":[");
+        write_fixed_field(out, "id", "string", false);
+        out.push(b',');
+        write_fixed_field(out, "total_order", "int64", false);
+        out.push(b',');
+        write_fixed_field(out, "data_collection_order", "int64", false);
+        out.extend_from_slice(
+            b"],\"optional\":true,\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"}",
+        );
+        out.extend_from_slice(b"],\"optional\":false,\"name\":");
+        self.write_schema_name(event, "Envelope", out);
+        out.extend_from_slice(b",\"version\":1}");
+    }
+
+    fn write_flat_schema(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"struct\",\"fields\":[");
+        let mut any = false;
+        if event.message.is_some() {
+            Self::write_message_fields(out);
+            any = true;
+        } else if let (Some(table), Some(row)) = (&event.table, event.key_row()) {
+            self.write_row_fields(table, &[Some(row)], out);
+            any = !table.columns.is_empty();
+        }
+        if any {
+            out.push(b',');
+        }
+        write_fixed_field(out, "__op", "string", false);
+        out.push(b',');
+        write_fixed_field(out, "__table", "string", true);
+        out.push(b',');
+        write_fixed_field(out, "__source_ts_ms", "int64", true);
+        out.push(b',');
+        write_fixed_field(out, "__deleted", "string", true);
+        out.extend_from_slice(b"],\"optional\":false,\"name\":");
+        self.write_schema_name(event, "Value", out);
         out.push(b'}');
     }
 }
@@ -725,6 +1105,123 @@ mod tests {
         );
         let mut key = Vec::new();
         assert!(!Encoder::new("n", Format::Debezium).write_key(&ev, &mut key));
+        assert!(key.is_empty());
+    }
+
+    #[test]
+    fn connect_types_follow_the_value_and_the_type_name() {
+        assert_eq!(connect_type("int4", Some(&Value::Int(1))).kind, "int32");
+        assert_eq!(connect_type("int4", Some(&Value::Null)).kind, "int32");
+        assert_eq!(connect_type("smallint", None).kind, "int16");
+        assert_eq!(
+            connect_type("bigint unsigned", Some(&Value::UInt(1))).kind,
+            "int64"
+        );
+        assert_eq!(
+            connect_type("tinyint(1)", Some(&Value::Bool(true))).kind,
+            "boolean"
+        );
+        assert_eq!(connect_type("numeric(12,2)", None).kind, "string");
+        assert_eq!(
+            connect_type("timestamptz", Some(&Value::Null)).name,
+            Some("io.debezium.time.ZonedTimestamp")
+        );
+        assert_eq!(
+            connect_type("whatever", Some(&Value::Float64(1.0))).kind,
+            "float64"
+        );
+        assert_eq!(connect_type("_int4", None).kind, "array");
+        assert_eq!(connect_type("mystery", None).kind, "string");
+    }
+
+    #[test]
+    fn schemas_wrap_key_and_value_with_connect_schemas() {
+        let mut ev = ChangeEvent::row(
+            Op::Create,
+            table(),
+            None,
+            Some(vec![Value::Int(7), Value::Null]),
+            Position::new("p"),
+        );
+        ev.source = SourceInfo {
+            connector: "postgresql",
+            snapshot: SnapshotMarker::False,
+            fields: vec![("lsn", Value::Int(16))],
+        };
+        let enc = Encoder::new("inv", Format::Debezium).with_schemas(true);
+        let mut key = Vec::new();
+        assert!(enc.write_key(&ev, &mut key));
+        let k: serde_json::Value = serde_json::from_slice(&key).unwrap();
+        assert_eq!(k["payload"]["id"], 7);
+        assert_eq!(k["schema"]["type"], "struct");
+        assert_eq!(k["schema"]["name"], "inv.public.orders.Key");
+        assert_eq!(k["schema"]["fields"][0]["field"], "id");
+        assert_eq!(k["schema"]["fields"][0]["type"], "int32");
+        assert_eq!(k["schema"]["fields"][0]["optional"], false);
+
+        let mut out = Vec::new();
+        enc.write_value(&ev, 5_000, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["payload"]["op"], "c");
+        assert_eq!(v["payload"]["after"]["id"], 7);
+        let fields = v["schema"]["fields"].as_array().unwrap();
+        let names: Vec<&str> = fields
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "before",
+                "after",
+                "source",
+                "op",
+                "ts_ms",
+                "ts_us",
+                "transaction"
+            ]
+        );
+        assert_eq!(v["schema"]["name"], "inv.public.orders.Envelope");
+        let after = &fields[1];
+        assert_eq!(after["optional"], true);
+        assert_eq!(after["fields"][1]["field"], "note");
+        assert_eq!(after["fields"][1]["type"], "string");
+        assert_eq!(after["fields"][1]["optional"], true);
+        let source = &fields[2];
+        assert_eq!(source["name"], "io.debezium.connector.postgresql.Source");
+        assert!(source["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["field"] == "lsn" && f["type"] == "int64"));
+
+        let mut flat = Vec::new();
+        Encoder::new("inv", Format::Flat)
+            .with_schemas(true)
+            .write_value(&ev, 0, &mut flat);
+        let f: serde_json::Value = serde_json::from_slice(&flat).unwrap();
+        assert_eq!(f["payload"]["id"], 7);
+        assert_eq!(f["schema"]["fields"][0]["field"], "id");
+        assert_eq!(f["schema"]["fields"][2]["field"], "__op");
+        assert_eq!(f["schema"]["name"], "inv.public.orders.Value");
+    }
+
+    #[test]
+    fn schemas_leave_keyless_tables_without_a_key() {
+        let t = Arc::new(TableSchema::new(
+            TableId::new("d", "s", "t"),
+            vec![Column::new("a", "text")],
+        ));
+        let ev = ChangeEvent::row(
+            Op::Create,
+            t,
+            None,
+            Some(vec![Value::Text("x".into())]),
+            Position::new("p"),
+        );
+        let mut key = Vec::new();
+        let enc = Encoder::new("n", Format::Debezium).with_schemas(true);
+        assert!(!enc.write_key(&ev, &mut key));
         assert!(key.is_empty());
     }
 }

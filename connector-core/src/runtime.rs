@@ -326,9 +326,11 @@ impl Attempt<'_> {
         let source_result = join_with_timeout(source_task, timeout, "source").await;
 
         let progressed = final_position != resume;
+        // A committer failure (the offset store) aborts the sink, whose error is then only a
+        // consequence: report the committer's first.
         let result = match (
-            flatten(sink_result),
             flatten(committer_result),
+            flatten(sink_result),
             source_result,
         ) {
             (Err(e), _, _) => Err(e),

@@ -6,5 +6,7 @@ mod common;
 mod cli;
 mod crash_resume;
 mod http;
+mod kafka;
+mod mysql;
 mod outside_connector;
 mod postgres;

@@ -23,7 +23,7 @@ fn url_for(db: &str) -> String {
     format!("{prefix}/{db}")
 }
 
-async fn connect(url: &str) -> Client {
+pub async fn connect(url: &str) -> Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(async move {
         let _ = conn.await;

@@ -345,3 +345,24 @@ async fn a_second_instance_of_a_running_pipeline_is_refused() {
     stop.cancel();
     run.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_offset_store_that_cannot_write_stops_the_pipeline_with_its_own_error() {
+    // GIVEN an offsets file whose temporary file cannot be created (a directory is in the way)
+    let h = Harness::new(AckMode::Immediate);
+    std::fs::create_dir_all(h.offsets.with_file_name("t.offsets.tmp")).unwrap();
+    let pipeline = h.pipeline(
+        "rate_per_sec: 0, batch_size: 10, limit: 100",
+        "offset_flush_interval_ms: 0, retry: { initial_backoff_ms: 5, max_backoff_ms: 10, max_restarts: 1 }",
+    );
+    // WHEN it runs
+    let err = pipeline.run(CancellationToken::new()).await.unwrap_err();
+    // THEN it fails with the store's error (not a consequence of it), and nothing was committed
+    assert!(
+        err.message().contains("storing the durable position"),
+        "{}",
+        err.report()
+    );
+    assert!(h.commits().is_empty());
+    assert_eq!(h.stored().await, None);
+}

@@ -1,0 +1,1424 @@
+//! Streaming the binlog: connecting as a replica, reading events on a task of their own (with
+//! checksum verification and a liveness timeout fed by server heartbeats), and turning them into
+//! change events in transaction order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_core::{
+    ChangeEvent, Error, ErrorKind, LogicalMessage, Op, Position, Result, SnapshotMarker,
+    SourceInfo, TableSchema, TxnInfo, Value,
+};
+use futures_util::StreamExt as _;
+use mysql_async::binlog::events::Event;
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{BinlogStreamRequest, Conn};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::binlog::{
+    column_type as ct, event_type as et, is_character, parse_maria_gtid_list, real_type,
+    string_real_type, Buf, MariaGtidEvent, MySqlGtidEvent, QueryEvent, RotateEvent, RowsEvent,
+    RowsKind, TableMapEvent, LOG_EVENT_ARTIFICIAL_F,
+};
+use crate::config::{Settings, TableFilter};
+use crate::ddl::{Ddl, Name, SchemaTracker, TableState};
+use crate::decode::{ColumnPlan, TableShape};
+use crate::error::classify;
+use crate::position::{format_uuid, BinlogPosition, GtidSet};
+use crate::schema::{Charset, Collations, ColumnDef, Kind, TableDef};
+
+/// Which server family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB.
+    MariaDb,
+    /// MySQL (and Percona).
+    MySql,
+}
+
+/// What `SELECT VERSION()` said.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    /// Family.
+    pub flavor: Flavor,
+    /// The version string.
+    pub version: String,
+    /// (major, minor, patch).
+    pub numbers: (u16, u16, u16),
+}
+
+impl ServerInfo {
+    /// Parse a `VERSION()` string.
+    pub fn parse(version: &str) -> Self {
+        let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        let mut nums = version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u16>().unwrap_or(0));
+        let numbers = (
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+        );
+        ServerInfo {
+            flavor,
+            version: version.to_string(),
+            numbers,
+        }
+    }
+
+    /// The statement that shows the current binlog file and position.
+    pub fn binlog_status_sql(&self) -> &'static str {
+        if self.flavor == Flavor::MySql && self.numbers >= (8, 2, 0) {
+            "SHOW BINARY LOG STATUS"
+        } else {
+            "SHOW MASTER STATUS"
+        }
+    }
+}
+
+/// Connect with the settings' options, within the connect timeout.
+pub async fn connect(settings: &Settings) -> Result<Conn> {
+    let timeout = Duration::from_millis(settings.config.connect_timeout_ms);
+    let what = || format!("connecting to MySQL at {}", settings.address);
+    let conn = tokio::time::timeout(timeout, Conn::new(settings.opts.clone()))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("{}: no answer within {} ms", what(), timeout.as_millis()),
+            )
+        })?
+        .map_err(|e| classify(e, &what()))?;
+    Ok(conn)
+}
+
+/// Run a statement, classifying its error.
+pub async fn exec(conn: &mut Conn, sql: &str) -> Result<()> {
+    conn.query_drop(sql)
+        .await
+        .map_err(|e| classify(e, &format!("running `{sql}`")))
+}
+
+/// Query rows, classifying the error.
+pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(
+    conn: &mut Conn,
+    sql: &str,
+) -> Result<Vec<T>> {
+    conn.query(sql)
+        .await
+        .map_err(|e| classify(e, &format!("running `{sql}`")))
+}
+
+/// The server's version and family.
+pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo> {
+    let v: Vec<String> = query(conn, "SELECT VERSION()").await?;
+    Ok(ServerInfo::parse(
+        v.first().map(String::as_str).unwrap_or(""),
+    ))
+}
+
+/// The current end of the binlog with its GTID set (MariaDB `gtid_binlog_pos`, MySQL
+/// `gtid_executed`).
+pub async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<BinlogPosition> {
+    let rows: Vec<mysql_async::Row> = query(conn, info.binlog_status_sql()).await?;
+    let Some(row) = rows.first() else {
+        return Err(Error::new(
+            ErrorKind::Precondition,
+            "the binary log is disabled on the server",
+        )
+        .with_hint("start the server with log_bin (and binlog_format=ROW)"));
+    };
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or(4);
+    let gtids = gtid_executed(conn, info).await?;
+    Ok(BinlogPosition::new(file, pos, gtids))
+}
+
+/// The executed GTID set, when the server has GTIDs.
+pub async fn gtid_executed(conn: &mut Conn, info: &ServerInfo) -> Result<Option<String>> {
+    Ok(match info.flavor {
+        Flavor::MariaDb => {
+            let v: Vec<Option<String>> = query(conn, "SELECT @@GLOBAL.gtid_binlog_pos").await?;
+            Some(v.into_iter().flatten().next().unwrap_or_default())
+        }
+        Flavor::MySql => {
+            let mode: Vec<Option<String>> = query(conn, "SELECT @@GLOBAL.gtid_mode").await?;
+            if mode.into_iter().flatten().next().as_deref() == Some("ON") {
+                let v: Vec<Option<String>> = query(conn, "SELECT @@GLOBAL.gtid_executed").await?;
+                Some(
+                    v.into_iter()
+                        .flatten()
+                        .next()
+                        .unwrap_or_default()
+                        .replace(['\n', ' '], ""),
+                )
+            } else {
+                None
+            }
+        }
+    })
+}
+
+/// Collations from the server, over the built-in table.
+pub async fn load_collations(conn: &mut Conn) -> Result<Collations> {
+    let mut c = Collations::default();
+    let rows: Vec<(u64, String)> = query(
+        conn,
+        "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL",
+    )
+    .await?;
+    for (id, cs) in rows {
+        c.insert(id as u16, &cs);
+    }
+    Ok(c)
+}
+
+/// Open a binlog stream from `from`, by GTID when `use_gtid`, and start a task that reads it.
+pub async fn open_stream(
+    settings: &Settings,
+    info: &ServerInfo,
+    from: &BinlogPosition,
+    use_gtid: bool,
+) -> Result<EventReader> {
+    let mut conn = connect(settings).await?;
+    let hb_ns = settings.config.heartbeat_interval_ms * 1_000_000;
+    exec(
+        &mut conn,
+        &format!("SET @master_heartbeat_period = {hb_ns}"),
+    )
+    .await?;
+    // While the pipeline applies backpressure this connection is not read; keep the server from
+    // dropping it after the default 60 s.
+    exec(&mut conn, "SET SESSION net_write_timeout = 3600").await?;
+    let file = from.file.clone().into_bytes();
+    let mut request = BinlogStreamRequest::new(settings.server_id);
+    let mut sids = Vec::new();
+    match info.flavor {
+        Flavor::MariaDb => {
+            exec(&mut conn, "SET @mariadb_slave_capability = 4").await?;
+            if use_gtid {
+                let gtids = from.gtids.clone().unwrap_or_default();
+                exec(
+                    &mut conn,
+                    &format!("SET @slave_connect_state = '{}'", gtids.replace('\'', "")),
+                )
+                .await?;
+                exec(&mut conn, "SET @slave_gtid_strict_mode = 0").await?;
+                exec(&mut conn, "SET @slave_gtid_ignore_duplicates = 0").await?;
+            }
+        }
+        Flavor::MySql => {
+            if use_gtid {
+                let set = GtidSet::parse(from.gtids.as_deref().unwrap_or(""), false)?;
+                for (uuid, ivs) in set.mysql_intervals() {
+                    let mut sid = mysql_async::Sid::new(uuid);
+                    for (a, b) in ivs {
+                        sid = sid.with_interval(mysql_async::GnoInterval::new(a, b + 1));
+                    }
+                    sids.push(sid);
+                }
+            }
+        }
+    }
+    if use_gtid && info.flavor == Flavor::MySql {
+        request = request.with_gtid().with_gtid_set(sids);
+    } else if !use_gtid {
+        request = request.with_filename(&file).with_pos(from.pos);
+    }
+    let connection_id = conn.id();
+    let stream = conn.get_binlog_stream(request).await.map_err(|e| {
+        classify(e, &format!("requesting the binlog from {}", from)).context(&settings.address)
+    })?;
+    let silence = silence_timeout(settings.config.heartbeat_interval_ms);
+    let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let task = tokio::spawn(read_events(stream, tx, silence));
+    Ok(EventReader {
+        rx,
+        task,
+        connection_id,
+    })
+}
+
+/// How long the binlog connection may stay silent (no event, no heartbeat) before it is treated
+/// as lost: three heartbeat intervals, at least 5 s.
+pub fn silence_timeout(heartbeat_interval_ms: u64) -> Duration {
+    Duration::from_millis((heartbeat_interval_ms * 3).max(5_000))
+}
+
+/// Raw events buffered between the reading task and the decoder.
+const EVENT_CHANNEL_CAPACITY: usize = 512;
+
+/// The reading task's handle and its events.
+pub struct EventReader {
+    /// Events in binlog order, or the error that ended the stream.
+    pub rx: mpsc::Receiver<Result<Event>>,
+    task: JoinHandle<()>,
+    /// The server's id of the binlog connection (`KILL`-able, in the process list).
+    pub connection_id: u32,
+}
+
+impl Drop for EventReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn read_events(
+    mut stream: mysql_async::BinlogStream,
+    tx: mpsc::Sender<Result<Event>>,
+    silence: Duration,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = tx.closed() => return,
+            n = tokio::time::timeout(silence, stream.next()) => n,
+        };
+        let item = match next {
+            Err(_) => Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "the binlog connection was silent for {} s (no event and no heartbeat)",
+                    silence.as_secs()
+                ),
+            )),
+            Ok(None) => Err(Error::new(
+                ErrorKind::Connection,
+                "the server ended the binlog stream",
+            )),
+            Ok(Some(Err(e))) => Err(classify(e, "reading the binlog")),
+            Ok(Some(Ok(ev))) => verify_checksum(&ev).map(|()| ev),
+        };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Verify an event's CRC32 checksum (when the server writes them; `binlog_checksum=CRC32`).
+pub fn verify_checksum(ev: &Event) -> Result<()> {
+    let footer = ev.footer();
+    if !footer.get_checksum_enabled() {
+        return Ok(());
+    }
+    let Ok(Some(alg)) = footer.get_checksum_alg() else {
+        return Ok(());
+    };
+    if alg != mysql_async::binlog::BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 {
+        return Ok(());
+    }
+    let Some(stored) = ev.checksum() else {
+        return Ok(());
+    };
+    let stored = u32::from_le_bytes(stored);
+    let computed = ev.calc_checksum(alg);
+    if stored != computed {
+        return Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "binlog event checksum mismatch (type {}, end position {}): stored {stored:#010x}, \
+                 computed {computed:#010x}",
+                ev.header().event_type_raw(),
+                ev.header().log_pos()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The transaction being decoded.
+#[derive(Debug)]
+struct Txn {
+    start_pos: u64,
+    id: Arc<str>,
+    gtids_before: Option<Arc<str>>,
+    /// The GTID to add to the executed set when it commits.
+    gtid: Option<GtidAdd>,
+    ts_us: i64,
+    server_id: u32,
+    thread: Option<u32>,
+    began: bool,
+    standalone: bool,
+    order: u64,
+    skip: u64,
+    table_orders: Vec<(usize, u64)>,
+    /// `file=F;pos=P` of this transaction, for event positions.
+    pos_prefix: String,
+    /// `;gtids=G` (or empty), for event positions.
+    pos_suffix: String,
+    /// The order of the last event delivered (not skipped), if any.
+    delivered: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum GtidAdd {
+    Maria(u32, u32, u64),
+    MySql([u8; 16], u64),
+}
+
+/// Decodes binlog events into change events for the captured tables, tracking positions.
+pub struct Decoder {
+    flavor: Flavor,
+    filter: TableFilter,
+    collations: Collations,
+    /// Table definitions in binlog order (used when `TABLE_MAP` lacks names).
+    pub tracker: SchemaTracker,
+    file: Arc<str>,
+    pos: u64,
+    gtids: Option<GtidSet>,
+    gtids_text: Option<Arc<str>>,
+    txn: Option<Txn>,
+    tables: HashMap<u64, Option<Arc<TableShape>>>,
+    raw_maps: HashMap<u64, Vec<u8>>,
+    /// Events to skip in the first transaction (a resume from a mid-transaction checkpoint).
+    pending_skip: u64,
+    /// The position after the last complete transaction.
+    boundary: BinlogPosition,
+    /// The position after the last delivered event (mid-transaction) or `boundary`.
+    resume_point: BinlogPosition,
+    /// Set when a `TABLE_MAP` lacked column names and the tracker was used.
+    pub used_tracker: bool,
+    /// Whether the server writes event checksums (`binlog_checksum` is not NONE).
+    pub server_checksums: bool,
+    /// A reused buffer for event positions.
+    pos_buf: String,
+}
+
+impl Decoder {
+    /// A decoder starting at `from`.
+    pub fn new(
+        flavor: Flavor,
+        filter: TableFilter,
+        collations: Collations,
+        tracker: SchemaTracker,
+        from: &BinlogPosition,
+    ) -> Result<Self> {
+        let gtids = match &from.gtids {
+            Some(t) => Some(GtidSet::parse(t, flavor == Flavor::MariaDb)?),
+            None => None,
+        };
+        let mut boundary = from.clone();
+        boundary.row = 0;
+        boundary.snapshot = false;
+        Ok(Decoder {
+            flavor,
+            filter,
+            collations,
+            tracker,
+            file: from.file.as_str().into(),
+            pos: from.pos,
+            gtids_text: gtids.as_ref().map(|g| g.to_string().into()),
+            gtids,
+            txn: None,
+            tables: HashMap::new(),
+            raw_maps: HashMap::new(),
+            pending_skip: from.row,
+            resume_point: from.clone(),
+            boundary,
+            used_tracker: false,
+            server_checksums: true,
+            pos_buf: String::with_capacity(96),
+        })
+    }
+
+    /// Where a restart would resume now: after the last delivered event.
+    pub fn resume_point(&self) -> BinlogPosition {
+        match &self.txn {
+            Some(Txn {
+                delivered: Some(order),
+                start_pos,
+                gtids_before,
+                ..
+            }) => BinlogPosition {
+                file: self.file.to_string(),
+                pos: *start_pos,
+                row: *order,
+                gtids: gtids_before.as_deref().map(str::to_string),
+                snapshot: false,
+            },
+            _ => self.resume_point.clone(),
+        }
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    fn boundary_after(&self) -> BinlogPosition {
+        BinlogPosition {
+            file: self.file.to_string(),
+            pos: self.pos,
+            row: 0,
+            gtids: self.gtids_text.as_deref().map(str::to_string),
+            snapshot: false,
+        }
+    }
+
+    /// Decode one event, appending change events to `out`.
+    pub fn process(&mut self, ev: &Event, out: &mut Vec<ChangeEvent>) -> Result<()> {
+        let h = ev.header();
+        let t = h.event_type_raw();
+        let artificial = h.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
+        let data = ev.data();
+        let prev_pos = self.pos;
+        let log_pos = u64::from(h.log_pos());
+        if t == et::ROTATE {
+            // The fake rotate that opens a stream comes before any format description, so the
+            // reader did not strip its checksum: drop it here.
+            let no_fde_yet = matches!(
+                ev.footer().get_checksum_alg(),
+                Ok(None)
+                    | Ok(Some(
+                        mysql_async::binlog::BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF
+                    ))
+            );
+            let data = if no_fde_yet && self.server_checksums && data.len() > 12 {
+                &data[..data.len() - 4]
+            } else {
+                data
+            };
+            let r = RotateEvent::parse(data)?;
+            if self.txn.is_some() && !artificial {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "binlog rotated inside a transaction",
+                ));
+            }
+            self.file = r.file.as_str().into();
+            self.pos = r.pos;
+            if self.txn.is_none() {
+                self.boundary = self.boundary_after();
+                // A resume point inside a transaction not reached yet stays (it carries the
+                // count of events to skip).
+                if self.resume_point.row == 0 {
+                    self.resume_point = self.boundary.clone();
+                }
+            }
+            return Ok(());
+        }
+        if t == et::HEARTBEAT || t == et::HEARTBEAT_V2 {
+            return Ok(());
+        }
+        if log_pos > self.pos && !artificial {
+            self.pos = log_pos;
+        }
+        let ts_us = i64::from(h.timestamp()) * 1_000_000;
+        match t {
+            et::MARIA_GTID => {
+                let g = MariaGtidEvent::parse(data)?;
+                let server = h.server_id();
+                self.begin(
+                    prev_pos,
+                    format!("{}-{}-{}", g.domain, server, g.seq).into(),
+                    Some(GtidAdd::Maria(g.domain, server, g.seq)),
+                    ts_us,
+                    server,
+                    g.standalone(),
+                )?;
+                // A MariaDB GTID event stands for BEGIN unless the group is standalone (DDL).
+                if let Some(txn) = &mut self.txn {
+                    txn.began = !g.standalone() && self.flavor == Flavor::MariaDb;
+                }
+            }
+            et::GTID | et::ANONYMOUS_GTID => {
+                let g = MySqlGtidEvent::parse(data)?;
+                let anonymous = t == et::ANONYMOUS_GTID || g.sid == [0; 16];
+                let id: Arc<str> = if anonymous {
+                    format!("{}:{}", self.file, prev_pos).into()
+                } else {
+                    format!("{}:{}", format_uuid(&g.sid), g.gno).into()
+                };
+                let add = (!anonymous).then_some(GtidAdd::MySql(g.sid, g.gno));
+                if add.is_some() && self.gtids.is_none() {
+                    self.gtids = Some(GtidSet::mysql());
+                }
+                self.begin(
+                    prev_pos,
+                    id,
+                    add,
+                    g.commit_ts_us.unwrap_or(ts_us),
+                    h.server_id(),
+                    false,
+                )?;
+            }
+            et::MARIA_GTID_LIST if self.gtids.is_none() && !artificial => {
+                let mut set = GtidSet::mariadb();
+                for (d, s, n) in parse_maria_gtid_list(data)? {
+                    set.add_mariadb(d, s, n);
+                }
+                self.gtids_text = Some(set.to_string().into());
+                self.gtids = Some(set);
+            }
+            et::QUERY | et::MARIA_QUERY_COMPRESSED => {
+                let q = QueryEvent::parse(data, t == et::MARIA_QUERY_COMPRESSED)?;
+                self.on_query(q, prev_pos, ts_us, h.server_id(), out)?;
+            }
+            et::XID | et::XA_PREPARE => self.commit(),
+            et::TABLE_MAP => self.on_table_map(data)?,
+            _ if RowsEvent::kind_of(t).is_some() => self.on_rows(t, data, out)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn begin(
+        &mut self,
+        start_pos: u64,
+        id: Arc<str>,
+        gtid: Option<GtidAdd>,
+        ts_us: i64,
+        server_id: u32,
+        standalone: bool,
+    ) -> Result<()> {
+        if let Some(open) = &self.txn {
+            warn!(txn = %open.id, "a transaction started before the previous one ended; closing it");
+            self.commit();
+        }
+        let skip = std::mem::take(&mut self.pending_skip);
+        let pos_prefix = format!("file={};pos={start_pos}", self.file);
+        let pos_suffix = match &self.gtids_text {
+            Some(g) => format!(";gtids={g}"),
+            None => String::new(),
+        };
+        self.txn = Some(Txn {
+            pos_prefix,
+            pos_suffix,
+            delivered: None,
+            start_pos,
+            id,
+            gtids_before: self.gtids_text.clone(),
+            gtid,
+            ts_us,
+            server_id,
+            thread: None,
+            began: false,
+            standalone,
+            order: 0,
+            skip,
+            table_orders: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn commit(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            if let Some(add) = txn.gtid {
+                let set = self.gtids.get_or_insert_with(|| match add {
+                    GtidAdd::Maria(..) => GtidSet::mariadb(),
+                    GtidAdd::MySql(..) => GtidSet::mysql(),
+                });
+                match add {
+                    GtidAdd::Maria(d, s, n) => set.add_mariadb(d, s, n),
+                    GtidAdd::MySql(u, n) => set.add_mysql(u, n),
+                }
+                self.gtids_text = Some(set.to_string().into());
+            }
+        }
+        self.boundary = self.boundary_after();
+        self.resume_point = self.boundary.clone();
+    }
+
+    fn on_query(
+        &mut self,
+        q: QueryEvent,
+        prev_pos: u64,
+        ts_us: i64,
+        server_id: u32,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<()> {
+        let sql = q.query.trim();
+        if sql.eq_ignore_ascii_case("BEGIN") || sql.to_ascii_uppercase().starts_with("XA START") {
+            if self.txn.is_none() {
+                let id: Arc<str> = format!("{}:{}", self.file, prev_pos).into();
+                self.begin(prev_pos, id, None, ts_us, server_id, false)?;
+            }
+            if let Some(txn) = &mut self.txn {
+                txn.began = true;
+                txn.thread = Some(q.thread_id);
+            }
+            return Ok(());
+        }
+        if sql.eq_ignore_ascii_case("COMMIT")
+            || sql.eq_ignore_ascii_case("ROLLBACK")
+            || sql.to_ascii_uppercase().starts_with("XA END")
+        {
+            if self.txn.is_some() {
+                self.commit();
+            }
+            return Ok(());
+        }
+        // A statement: DDL (or something else that is not row-based).
+        let standalone_txn = match &self.txn {
+            None => {
+                let id: Arc<str> = format!("{}:{}", self.file, prev_pos).into();
+                self.begin(prev_pos, id, None, ts_us, server_id, true)?;
+                true
+            }
+            Some(t) => !t.began || t.standalone,
+        };
+        if let Some(txn) = &mut self.txn {
+            txn.thread = Some(q.thread_id);
+        }
+        let ddl = self.tracker.apply(sql, &q.schema);
+        // Any DDL may change table ids' shapes: forget cached shapes.
+        if !matches!(ddl, Ddl::Other) {
+            self.tables.clear();
+            self.raw_maps.clear();
+        }
+        let targets: Vec<Name> = match &ddl {
+            Ddl::Create { name, .. } | Ddl::Alter { name, .. } | Ddl::TableOther(name) => {
+                vec![name.clone()]
+            }
+            Ddl::Truncate(name) => vec![name.clone()],
+            Ddl::Drop(names) => names.clone(),
+            Ddl::Rename(pairs) => pairs
+                .iter()
+                .flat_map(|(a, b)| [a.clone(), b.clone()])
+                .collect(),
+            Ddl::DropDatabase(_) | Ddl::Other => Vec::new(),
+        };
+        let captured: Vec<(String, String)> = targets
+            .iter()
+            .map(|n| {
+                (
+                    n.schema.clone().unwrap_or_else(|| q.schema.clone()),
+                    n.table.clone(),
+                )
+            })
+            .filter(|(s, t)| self.filter.matches(s, t))
+            .collect();
+        let db_level = matches!(&ddl, Ddl::DropDatabase(db) if self.filter.patterns().iter().any(|p| p.exact_schema() == Some(db.as_str())));
+        if !captured.is_empty() || db_level {
+            if let Ddl::Truncate(_) = ddl {
+                let (s, t) = &captured[0];
+                let table = self.schema_for(s, t);
+                self.emit(out, Op::Truncate, table, None, None, 0, None);
+            } else {
+                let table = captured
+                    .first()
+                    .and_then(|(s, t)| self.schema_for_opt(s, t));
+                let msg = LogicalMessage {
+                    prefix: "ddl".to_string(),
+                    content: sql.as_bytes().to_vec(),
+                    transactional: false,
+                };
+                self.emit(out, Op::Message, table, None, None, 0, Some(msg));
+            }
+        }
+        if standalone_txn {
+            self.commit();
+        }
+        Ok(())
+    }
+
+    fn schema_for_opt(&self, schema: &str, table: &str) -> Option<Arc<TableSchema>> {
+        match self.tracker.get(schema, table) {
+            Some(TableState::Known(d)) => Some(Arc::new(d.to_schema())),
+            _ => None,
+        }
+    }
+
+    fn schema_for(&self, schema: &str, table: &str) -> Option<Arc<TableSchema>> {
+        self.schema_for_opt(schema, table).or_else(|| {
+            Some(Arc::new(TableSchema::new(
+                connector_core::TableId::new(schema, schema, table),
+                Vec::new(),
+            )))
+        })
+    }
+
+    fn on_table_map(&mut self, data: &[u8]) -> Result<()> {
+        let table_id = data
+            .get(..6)
+            .map(|b| Buf(b).uint_le(6).unwrap_or(0))
+            .unwrap_or(0);
+        if let (Some(raw), Some(_)) = (self.raw_maps.get(&table_id), self.tables.get(&table_id)) {
+            if raw.as_slice() == data {
+                return Ok(());
+            }
+        }
+        let tme = TableMapEvent::parse(data)?;
+        let shape = if self.filter.matches(&tme.schema, &tme.table) {
+            Some(Arc::new(self.shape_of(&tme)?))
+        } else {
+            None
+        };
+        self.tables.insert(table_id, shape);
+        self.raw_maps.insert(table_id, data.to_vec());
+        Ok(())
+    }
+
+    /// Build the decoding plan of a table map: names, signedness, charsets and labels from its
+    /// optional metadata, or else from the schema tracker.
+    pub fn shape_of(&mut self, tme: &TableMapEvent) -> Result<TableShape> {
+        let n = tme.types.len();
+        let o = &tme.optional;
+        let full = o.column_names.as_ref().is_some_and(|v| v.len() == n);
+        let tracked = match self.tracker.get(&tme.schema, &tme.table) {
+            Some(TableState::Known(d)) => Some(d.clone()),
+            _ => None,
+        };
+        if !full {
+            self.used_tracker = true;
+            let Some(d) = &tracked else {
+                return Err(self.untracked_error(tme));
+            };
+            if d.columns.len() != n {
+                return Err(Error::new(
+                    ErrorKind::Data,
+                    format!(
+                        "table {}.{}: the binlog row has {n} columns but the tracked schema has {} \
+                         ({})",
+                        tme.schema,
+                        tme.table,
+                        d.columns.len(),
+                        d.columns
+                            .iter()
+                            .map(|c| c.name.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with_hint(
+                    "set binlog_row_metadata=FULL on the server so that rows carry their column \
+                     names; the schema tracker lost track of this table",
+                ));
+            }
+        }
+        let mut numeric_i = 0;
+        let mut char_i = 0;
+        let mut enum_i = 0;
+        let mut set_i = 0;
+        let mut es_i = 0;
+        let mut geo_i = 0;
+        let mut columns = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = tme.types[i];
+            let meta = tme.meta[i];
+            let rt = real_type(t, meta);
+            let from_tracker = tracked.as_ref().and_then(|d| d.columns.get(i));
+            let mut def = if full {
+                let name = o
+                    .column_names
+                    .as_ref()
+                    .map(|v| v[i].clone())
+                    .unwrap_or_default();
+                binlog_column_def(rt, meta, name)
+            } else {
+                let tc = from_tracker
+                    .cloned()
+                    .unwrap_or_else(|| ColumnDef::new("", Kind::Unknown));
+                check_compatible(&tc, rt).map_err(|e| {
+                    e.context(format!(
+                        "table {}.{} column {}",
+                        tme.schema, tme.table, tc.name
+                    ))
+                })?;
+                let mut d = tc;
+                if rt == ct::JSON {
+                    d.kind = Kind::Json;
+                } else if d.kind == Kind::Json {
+                    // MariaDB's JSON is LONGTEXT, as its information_schema says.
+                    d.kind = Kind::LongText;
+                    d.charset = Some(Charset::utf8mb4());
+                }
+                d
+            };
+            def.nullable = tme.nullable[i];
+            let is_numeric = matches!(
+                t,
+                ct::TINY
+                    | ct::SHORT
+                    | ct::INT24
+                    | ct::LONG
+                    | ct::LONGLONG
+                    | ct::NEWDECIMAL
+                    | ct::FLOAT
+                    | ct::DOUBLE
+                    | ct::DECIMAL
+            );
+            if is_numeric {
+                if let Some(s) = &o.signedness {
+                    def.unsigned = s.get(numeric_i).copied().unwrap_or(def.unsigned);
+                }
+                numeric_i += 1;
+            }
+            if is_character(t, meta) {
+                if let Some(cs) = &o.column_charsets {
+                    if let Some(id) = cs.get(char_i) {
+                        def.charset = Some(self.collations.charset(*id));
+                    }
+                }
+                char_i += 1;
+                if full {
+                    fill_string_length(&mut def, rt, meta);
+                }
+            }
+            if rt == ct::ENUM || rt == ct::SET {
+                if let Some(cs) = &o.enum_set_charsets {
+                    if let Some(id) = cs.get(es_i) {
+                        def.charset = Some(self.collations.charset(*id));
+                    }
+                }
+                es_i += 1;
+                let values = if rt == ct::ENUM {
+                    let v = o.enum_values.as_ref().and_then(|v| v.get(enum_i));
+                    enum_i += 1;
+                    v
+                } else {
+                    let v = o.set_values.as_ref().and_then(|v| v.get(set_i));
+                    set_i += 1;
+                    v
+                };
+                if let Some(v) = values {
+                    let cs = def.charset.clone().unwrap_or_else(Charset::utf8mb4);
+                    def.values = v
+                        .iter()
+                        .map(|l| crate::schema::decode_text(l, &cs))
+                        .collect::<Vec<_>>()
+                        .into();
+                }
+            }
+            if t == ct::GEOMETRY {
+                if let Some(g) = o.geometry_types.as_ref().and_then(|g| g.get(geo_i)) {
+                    def.geometry = Some(geometry_name(*g).into());
+                }
+                geo_i += 1;
+            }
+            columns.push(ColumnPlan {
+                def,
+                binlog_type: rt,
+                meta,
+            });
+        }
+        if let Some(pk) = &o.primary_key {
+            for c in columns.iter_mut() {
+                c.def.key = false;
+            }
+            for &i in pk {
+                if let Some(c) = columns.get_mut(i) {
+                    c.def.key = true;
+                }
+            }
+        } else if full {
+            // No PK metadata: take keys from the tracker when it agrees on the names.
+            if let Some(d) = &tracked {
+                for c in columns.iter_mut() {
+                    c.def.key = d
+                        .columns
+                        .iter()
+                        .any(|tc| tc.key && tc.name.eq_ignore_ascii_case(&c.def.name));
+                }
+            }
+        }
+        let def = TableDef {
+            schema: tme.schema.as_str().into(),
+            table: tme.table.as_str().into(),
+            columns: columns.iter().map(|c| c.def.clone()).collect(),
+        };
+        Ok(TableShape::new(def, columns))
+    }
+
+    fn untracked_error(&self, tme: &TableMapEvent) -> Error {
+        let why = match self.tracker.get(&tme.schema, &tme.table) {
+            Some(TableState::Unknown(sql)) => {
+                format!("the schema tracker could not follow `{sql}`")
+            }
+            _ => "the schema tracker does not know the table".to_string(),
+        };
+        Error::new(
+            ErrorKind::Data,
+            format!(
+                "table {}.{}: the binlog carries no column names (binlog_row_metadata is not FULL) \
+                 and {why}",
+                tme.schema, tme.table
+            ),
+        )
+        .with_hint("SET GLOBAL binlog_row_metadata = FULL (and in the server config), then restart")
+    }
+
+    fn on_rows(&mut self, t: u8, data: &[u8], out: &mut Vec<ChangeEvent>) -> Result<()> {
+        let rows = RowsEvent::parse(t, data)?;
+        let Some(entry) = self.tables.get(&rows.table_id) else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "rows event for table id {} without a preceding table map",
+                    rows.table_id
+                ),
+            ));
+        };
+        let Some(shape) = entry.clone() else {
+            return Ok(()); // not captured
+        };
+        if rows.partial {
+            return Err(Error::new(
+                ErrorKind::Data,
+                format!(
+                    "table {}: a partial JSON update (PARTIAL_UPDATE_ROWS_EVENT) does not carry \
+                     the full row",
+                    shape.schema.id
+                ),
+            )
+            .with_hint(
+                "SET GLOBAL binlog_row_value_options = '' so updates log full JSON values",
+            ));
+        }
+        if self.txn.is_none() {
+            let id: Arc<str> = format!("{}:{}", self.file, self.pos).into();
+            self.begin(self.pos, id, None, 0, 0, false)?;
+        }
+        let mut b = Buf(&rows.rows);
+        let mut row_index = 0u64;
+        while !b.is_empty() {
+            let (op, before, after) = match rows.kind {
+                RowsKind::Write => (
+                    Op::Create,
+                    None,
+                    Some(shape.decode_row(rows.present, &mut b)?),
+                ),
+                RowsKind::Delete => (
+                    Op::Delete,
+                    Some(shape.decode_row(rows.present, &mut b)?),
+                    None,
+                ),
+                RowsKind::Update => {
+                    let before = shape.decode_row(rows.present, &mut b)?;
+                    let after =
+                        shape.decode_row(rows.present_after.unwrap_or(rows.present), &mut b)?;
+                    (Op::Update, Some(before), Some(after))
+                }
+            };
+            self.emit(
+                out,
+                op,
+                Some(Arc::clone(&shape.schema)),
+                before,
+                after,
+                row_index,
+                None,
+            );
+            row_index += 1;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        out: &mut Vec<ChangeEvent>,
+        op: Op,
+        table: Option<Arc<TableSchema>>,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        row_in_event: u64,
+        message: Option<LogicalMessage>,
+    ) {
+        let file = Arc::clone(&self.file);
+        let Some(txn) = self.txn.as_mut() else {
+            return;
+        };
+        txn.order += 1;
+        let key = table.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize);
+        let table_order = match txn.table_orders.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                txn.table_orders.push((key, 1));
+                1
+            }
+        };
+        if txn.order <= txn.skip {
+            return; // delivered before the restart
+        }
+        txn.delivered = Some(txn.order);
+        // The event's position: its transaction's start and its order in it (a valid resume
+        // point: a restart from it skips the events up to and including this one).
+        let mut buf = std::mem::take(&mut self.pos_buf);
+        buf.clear();
+        buf.push_str(&txn.pos_prefix);
+        buf.push_str(";row=");
+        buf.push_str(itoa::Buffer::new().format(txn.order));
+        buf.push_str(&txn.pos_suffix);
+        let position = Position::new(Arc::<str>::from(buf.as_str()));
+        self.pos_buf = buf;
+        let gtid_value = if txn.gtid.is_some() {
+            Value::Text(txn.id.to_string())
+        } else {
+            Value::Null
+        };
+        let ev = ChangeEvent {
+            op,
+            table,
+            before,
+            after,
+            commit_ts_us: txn.ts_us,
+            txn: Some(TxnInfo {
+                id: Arc::clone(&txn.id),
+                order: txn.order,
+                table_order,
+            }),
+            position,
+            source: SourceInfo {
+                connector: "mysql",
+                snapshot: SnapshotMarker::False,
+                fields: vec![
+                    ("server_id", Value::UInt(u64::from(txn.server_id))),
+                    ("gtid", gtid_value),
+                    ("file", Value::Text(file.to_string())),
+                    ("pos", Value::UInt(txn.start_pos)),
+                    ("row", Value::UInt(row_in_event)),
+                    (
+                        "thread",
+                        txn.thread
+                            .map_or(Value::Null, |t| Value::UInt(u64::from(t))),
+                    ),
+                ],
+            },
+            message,
+        };
+        out.push(ev);
+    }
+}
+
+fn geometry_name(code: u64) -> &'static str {
+    match code {
+        1 => "point",
+        2 => "linestring",
+        3 => "polygon",
+        4 => "multipoint",
+        5 => "multilinestring",
+        6 => "multipolygon",
+        7 => "geometrycollection",
+        _ => "geometry",
+    }
+}
+
+/// A column definition from the binlog type and metadata alone (names and charsets are added from
+/// the optional metadata).
+fn binlog_column_def(rt: u8, meta: u16, name: String) -> ColumnDef {
+    let kind = match rt {
+        ct::TINY => Kind::TinyInt,
+        ct::SHORT => Kind::SmallInt,
+        ct::INT24 => Kind::MediumInt,
+        ct::LONG => Kind::Int,
+        ct::LONGLONG => Kind::BigInt,
+        ct::FLOAT => Kind::Float,
+        ct::DOUBLE => Kind::Double,
+        ct::NEWDECIMAL | ct::DECIMAL => Kind::Decimal,
+        ct::BIT => Kind::Bit,
+        ct::DATE | ct::NEWDATE => Kind::Date,
+        ct::TIME | ct::TIME2 => Kind::Time,
+        ct::DATETIME | ct::DATETIME2 => Kind::DateTime,
+        ct::TIMESTAMP | ct::TIMESTAMP2 => Kind::Timestamp,
+        ct::YEAR => Kind::Year,
+        ct::STRING => Kind::Char,
+        ct::VARCHAR | ct::VAR_STRING => Kind::VarChar,
+        ct::BLOB | ct::TINY_BLOB | ct::MEDIUM_BLOB | ct::LONG_BLOB => match meta {
+            1 => Kind::TinyText,
+            2 => Kind::Text,
+            3 => Kind::MediumText,
+            _ => Kind::LongText,
+        },
+        ct::ENUM => Kind::Enum,
+        ct::SET => Kind::Set,
+        ct::JSON => Kind::Json,
+        ct::GEOMETRY => Kind::Geometry,
+        ct::VECTOR => Kind::Vector,
+        _ => Kind::Unknown,
+    };
+    let mut d = ColumnDef::new(name, kind);
+    match kind {
+        Kind::Decimal => {
+            d.length = u32::from(meta >> 8);
+            d.scale = u32::from(meta & 0xff);
+        }
+        Kind::Bit => d.length = u32::from(meta >> 8) + 8 * u32::from(meta & 0xff),
+        Kind::Time | Kind::DateTime | Kind::Timestamp => {
+            if matches!(rt, ct::TIME2 | ct::DATETIME2 | ct::TIMESTAMP2) {
+                d.scale = u32::from(meta);
+            }
+        }
+        Kind::Char
+        | Kind::VarChar
+        | Kind::TinyText
+        | Kind::Text
+        | Kind::MediumText
+        | Kind::LongText => d.charset = Some(Charset::utf8mb4()),
+        Kind::Vector => d.length = u32::from(meta) / 4,
+        _ => {}
+    }
+    d
+}
+
+fn fill_string_length(def: &mut ColumnDef, rt: u8, meta: u16) {
+    let max_len = u32::from(def.charset.as_ref().map_or(1, |c| c.max_len.max(1)));
+    match rt {
+        ct::VARCHAR | ct::VAR_STRING => def.length = u32::from(meta) / max_len,
+        ct::STRING => def.length = u32::from(string_real_type(meta).1) / max_len,
+        _ => {}
+    }
+}
+
+/// Whether a tracked column can decode a binlog column of type `rt`.
+fn check_compatible(c: &ColumnDef, rt: u8) -> Result<()> {
+    let ok = match c.kind {
+        Kind::TinyInt => rt == ct::TINY,
+        Kind::SmallInt => rt == ct::SHORT,
+        Kind::MediumInt => rt == ct::INT24,
+        Kind::Int => rt == ct::LONG,
+        Kind::BigInt => rt == ct::LONGLONG,
+        Kind::Float => rt == ct::FLOAT,
+        Kind::Double => rt == ct::DOUBLE,
+        Kind::Decimal => rt == ct::NEWDECIMAL,
+        Kind::Bit => rt == ct::BIT,
+        Kind::Date => matches!(rt, ct::DATE | ct::NEWDATE),
+        Kind::Time => matches!(rt, ct::TIME | ct::TIME2),
+        Kind::DateTime => matches!(rt, ct::DATETIME | ct::DATETIME2),
+        Kind::Timestamp => matches!(rt, ct::TIMESTAMP | ct::TIMESTAMP2),
+        Kind::Year => rt == ct::YEAR,
+        Kind::Char | Kind::VarChar => matches!(rt, ct::STRING | ct::VARCHAR | ct::VAR_STRING),
+        Kind::TinyText | Kind::Text | Kind::MediumText | Kind::LongText => {
+            matches!(
+                rt,
+                ct::BLOB | ct::TINY_BLOB | ct::MEDIUM_BLOB | ct::LONG_BLOB
+            )
+        }
+        Kind::Enum => rt == ct::ENUM,
+        Kind::Set => rt == ct::SET,
+        Kind::Json => matches!(rt, ct::JSON | ct::BLOB),
+        Kind::Geometry => matches!(rt, ct::GEOMETRY | ct::BLOB),
+        Kind::Vector => rt == ct::VECTOR,
+        Kind::Unknown => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Data,
+            format!(
+                "the tracked type {} does not match binlog column type {rt}",
+                c.type_name()
+            ),
+        )
+        .with_hint("set binlog_row_metadata=FULL on the server; the schema tracker is out of date"))
+    }
+}
+
+/// Log at debug how a stream was opened.
+pub fn log_open(from: &BinlogPosition, gtid: bool) {
+    debug!(position = %from, gtid, "opening the binlog stream");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TablePattern;
+    use mysql_async::binlog::events::FormatDescriptionEvent;
+    use mysql_async::binlog::BinlogVersion;
+
+    /// A v4 event: 19-byte header then `body` (no checksum: the reader's default format
+    /// description has checksums off).
+    fn event(
+        reader: &mut FormatDescriptionEvent<'static>,
+        t: u8,
+        log_pos: u32,
+        body: &[u8],
+    ) -> Event {
+        let mut v = Vec::new();
+        v.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        v.push(t);
+        v.extend_from_slice(&7u32.to_le_bytes());
+        v.extend_from_slice(&((19 + body.len()) as u32).to_le_bytes());
+        v.extend_from_slice(&log_pos.to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(body);
+        Event::read(reader, &v[..]).unwrap()
+    }
+
+    fn mysql8_transaction(reader: &mut FormatDescriptionEvent<'static>) -> Vec<Event> {
+        let sid = crate::position::parse_uuid("3e11fa47-71ca-11e1-9e33-c80aa9429562").unwrap();
+        // Gtid_log_event: flags, sid, gno 7, lt_type 2, last_committed, sequence_number,
+        // immediate_commit_timestamp (7 bytes).
+        let mut gtid = vec![1u8];
+        gtid.extend_from_slice(&sid);
+        gtid.extend_from_slice(&7u64.to_le_bytes());
+        gtid.push(2);
+        gtid.extend_from_slice(&0u64.to_le_bytes());
+        gtid.extend_from_slice(&1u64.to_le_bytes());
+        gtid.extend_from_slice(&1_700_000_000_654_321u64.to_le_bytes()[..7]);
+        // Query_event "BEGIN" of thread 42.
+        let mut begin = Vec::new();
+        begin.extend_from_slice(&42u32.to_le_bytes());
+        begin.extend_from_slice(&0u32.to_le_bytes());
+        begin.push(0);
+        begin.extend_from_slice(&0u16.to_le_bytes());
+        begin.extend_from_slice(&0u16.to_le_bytes());
+        begin.push(0);
+        begin.extend_from_slice(b"BEGIN");
+        // Table_map_log_event with FULL metadata: (id INT UNSIGNED PK, doc JSON,
+        // price DECIMAL(10,2), name VARCHAR(20) utf8mb4).
+        let types = [ct::LONG, ct::JSON, ct::NEWDECIMAL, ct::VARCHAR];
+        let meta = [4, 10, 2, 80, 0];
+        let mut opt = vec![1, 1, 0b1000_0000]; // signedness: id unsigned, price signed
+        opt.extend_from_slice(&[2, 3, 0xfc, 0xff, 0x00]); // default charset 255
+        let mut names = Vec::new();
+        for n in ["id", "doc", "price", "name"] {
+            names.push(n.len() as u8);
+            names.extend_from_slice(n.as_bytes());
+        }
+        opt.push(4);
+        opt.push(names.len() as u8);
+        opt.extend_from_slice(&names);
+        opt.extend_from_slice(&[8, 1, 0]); // primary key: id
+        let tmap = crate::binlog::tests::table_map_bytes(&types, &meta, &opt);
+        // Write_rows_log_event v2: table id, flags, extra-data length 2, 4 columns, all present.
+        let mut rows = vec![0x02, 0x01, 0, 0, 0, 0, 0, 0, 2, 0, 4, 0x0f];
+        rows.push(0x00); // null bitmap
+        rows.extend_from_slice(&u32::MAX.to_le_bytes());
+        // {"a":1} as a small binary JSON object
+        let doc = [0x00, 1, 0, 12, 0, 11, 0, 1, 0, 0x05, 1, 0, b'a'];
+        rows.extend_from_slice(&(doc.len() as u32).to_le_bytes());
+        rows.extend_from_slice(&doc);
+        rows.extend_from_slice(&[0x80, 0, 0, 12, 50]); // DECIMAL(10,2) 12.50
+        rows.extend_from_slice(&[1, b'x']);
+        vec![
+            event(reader, et::GTID, 200, &gtid),
+            event(reader, et::QUERY, 300, &begin),
+            event(reader, et::TABLE_MAP, 400, &tmap),
+            event(reader, et::WRITE_ROWS, 500, &rows),
+            event(reader, et::XID, 531, &9u64.to_le_bytes()),
+        ]
+    }
+
+    fn decoder(from: &BinlogPosition) -> Decoder {
+        let filter = TableFilter::new(vec![TablePattern {
+            schema: "db".into(),
+            table: "*".into(),
+        }]);
+        Decoder::new(
+            Flavor::MySql,
+            filter,
+            Collations::default(),
+            SchemaTracker::new(),
+            from,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_mysql8_transaction_decodes_with_its_gtid_json_and_metadata() {
+        // GIVEN a MySQL 8 transaction as the server sends it
+        let mut reader = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let events = mysql8_transaction(&mut reader);
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let from = BinlogPosition::new("binlog.000001", 157, Some(format!("{uuid}:1-6")));
+        // WHEN it is decoded
+        let mut d = decoder(&from);
+        let mut out = Vec::new();
+        for e in &events {
+            d.process(e, &mut out).unwrap();
+        }
+        // THEN one create event carries the row, its GTID, commit time and source fields
+        assert_eq!(out.len(), 1);
+        let e = &out[0];
+        assert_eq!(e.op, Op::Create);
+        assert_eq!(
+            e.after.as_ref().unwrap(),
+            &vec![
+                Value::Int(4_294_967_295),
+                Value::Json(r#"{"a":1}"#.into()),
+                Value::Decimal("12.50".into()),
+                Value::Text("x".into()),
+            ]
+        );
+        let txn = e.txn.as_ref().unwrap();
+        assert_eq!(&*txn.id, format!("{uuid}:7"));
+        assert_eq!(e.commit_ts_us, 1_700_000_000_654_321);
+        assert_eq!(e.source.fields[5].1, Value::UInt(42), "thread from BEGIN");
+        let types: Vec<&str> = e
+            .table
+            .as_ref()
+            .unwrap()
+            .columns
+            .iter()
+            .map(|c| &*c.type_name)
+            .collect();
+        assert_eq!(
+            types,
+            ["int unsigned", "json", "decimal(10,2)", "varchar(20)"]
+        );
+        assert!(e.table.as_ref().unwrap().columns[0].key);
+        assert_eq!(
+            e.position.as_str(),
+            format!("file=binlog.000001;pos=157;row=1;gtids={uuid}:1-6")
+        );
+        // AND after the XID the resume point is the next transaction, with the GTID added
+        assert_eq!(
+            d.resume_point().to_string(),
+            format!("file=binlog.000001;pos=531;gtids={uuid}:1-7")
+        );
+    }
+
+    #[test]
+    fn crc32_checksums_are_verified() {
+        use mysql_async::binlog::events::BinlogEventFooter;
+        use mysql_async::binlog::BinlogChecksumAlg;
+        // GIVEN a reader whose format description says events end with a CRC32
+        let alg = BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32;
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4)
+            .with_footer(BinlogEventFooter::new(alg));
+        let build = |checksum: u32, body: &[u8]| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+            v.push(et::XID);
+            v.extend_from_slice(&7u32.to_le_bytes());
+            v.extend_from_slice(&((19 + body.len() + 4) as u32).to_le_bytes());
+            v.extend_from_slice(&100u32.to_le_bytes());
+            v.extend_from_slice(&0u16.to_le_bytes());
+            v.extend_from_slice(body);
+            v.extend_from_slice(&checksum.to_le_bytes());
+            Event::read(&fde, &v[..]).unwrap()
+        };
+        let body = 9u64.to_le_bytes();
+        let good = build(0, &body).calc_checksum(alg);
+        // WHEN the stored checksum matches THEN the event passes
+        verify_checksum(&build(good, &body)).unwrap();
+        // AND WHEN a byte changed on the way THEN it is a (retryable) error
+        let e = verify_checksum(&build(good, &8u64.to_le_bytes())).unwrap_err();
+        assert!(e.message().contains("checksum mismatch"), "{e}");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn resuming_inside_the_transaction_skips_what_was_delivered() {
+        // GIVEN the position of the transaction's first (and only) event
+        let mut reader = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let events = mysql8_transaction(&mut reader);
+        let mut from = BinlogPosition::new("binlog.000001", 157, None);
+        from.row = 1;
+        // WHEN the transaction is decoded again from it
+        let mut d = decoder(&from);
+        let mut out = Vec::new();
+        for e in &events[..4] {
+            d.process(e, &mut out).unwrap();
+        }
+        // THEN nothing is delivered twice, and the resume point stays inside the transaction
+        assert!(out.is_empty());
+        assert_eq!(d.resume_point().row, 1);
+        d.process(&events[4], &mut out).unwrap();
+        assert_eq!(d.resume_point().row, 0);
+        assert_eq!(d.resume_point().pos, 531);
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests against a real MariaDB (`CDC_TEST_MYSQL_URL`, from `scripts/services.sh up`).
+//! Each test uses its own database; the binlog is shared, so sources filter by database.
+
+mod common;
+
+mod bench;
+mod checks;
+mod compressed;
+mod ddl;
+mod resume;
+mod snapshot;
+mod stream;
+mod tracker;
+mod types;
+
+/// `--features bench-mimalloc`: measure with mimalloc instead of the system allocator.
+#[cfg(feature = "bench-mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

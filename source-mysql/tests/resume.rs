@@ -1,0 +1,172 @@
+//! Restarts: mid-transaction, by GTID, by file and offset, from a purged binlog.
+
+use connector_core::{ErrorKind, Op, Source, Value};
+use source_mysql::BinlogPosition;
+
+use crate::common::{of_table, read_until, source, TestDb, METADATA};
+
+fn ids(events: &[&connector_core::ChangeEvent]) -> Vec<i64> {
+    events
+        .iter()
+        .filter(|e| e.op == Op::Create)
+        .map(|e| match e.after.as_ref().unwrap()[0] {
+            Value::Int(i) => i,
+            ref v => panic!("{v:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn restart_mid_transaction_skips_exactly_the_delivered_events() {
+    let _g = METADATA.read().await;
+    // GIVEN a 100-row transaction and a source whose batches hold 30 events
+    let mut db = TestDb::new("resume_midtxn").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let start = db.position().await;
+    db.exec(
+        "INSERT INTO t WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) \
+         SELECT n FROM s",
+    )
+    .await;
+    db.exec("INSERT INTO t VALUES (1000)").await;
+    let extra = "snapshot: never\nmax_batch_events: 30\n";
+    let mut src = source(&db.name, "resume_midtxn", extra);
+    src.start(Some(start)).await.unwrap();
+    // WHEN it delivers the first batch (mid-transaction) and is dropped without a commit
+    let b = src.next_batch().await.unwrap().unwrap();
+    let first_ids: Vec<i64> = ids(&b.events.iter().collect::<Vec<_>>());
+    let cp = b.checkpoint.clone().unwrap();
+    let p = BinlogPosition::parse(cp.as_str()).unwrap();
+    assert_eq!(
+        p.row as usize,
+        b.events.len(),
+        "a mid-transaction checkpoint: {cp}"
+    );
+    assert_eq!(
+        b.events.len(),
+        30,
+        "batches are bounded even inside one rows event"
+    );
+    assert_eq!(
+        b.events.last().unwrap().position,
+        cp,
+        "the checkpoint is the last event's position"
+    );
+    drop(src);
+    // THEN a new source started from that checkpoint delivers exactly the rest, in order
+    let mut src = source(&db.name, "resume_midtxn", extra);
+    src.start(Some(cp)).await.unwrap();
+    let c = read_until(&mut src, 30, |e| {
+        ids(&e.iter().collect::<Vec<_>>()).contains(&1000)
+    })
+    .await;
+    let rest = ids(&of_table(&c.events, "t"));
+    let mut all = first_ids.clone();
+    all.extend(&rest);
+    let mut expected: Vec<i64> = (1..=100).collect();
+    expected.push(1000);
+    assert_eq!(all, expected);
+    // AND the transaction order continues where it stopped
+    let next = &of_table(&c.events, "t")[0];
+    assert_eq!(
+        next.txn.as_ref().unwrap().order as usize,
+        first_ids.len() + 1
+    );
+    db.drop().await;
+}
+
+async fn resume_test(prefix: &str, gtid: &str) {
+    // GIVEN a source that delivered one transaction and stored its checkpoint
+    let mut db = TestDb::new(prefix).await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let extra = format!("snapshot: never\ngtid: {gtid}\n");
+    let mut src = source(&db.name, prefix, &extra);
+    src.start(None).await.unwrap();
+    db.exec("INSERT INTO t VALUES (1)").await;
+    let c = read_until(&mut src, 30, |e| !e.is_empty()).await;
+    let cp = c.last_checkpoint().unwrap();
+    src.commit(&cp).await.unwrap();
+    assert_eq!(src.committed(), Some(&cp));
+    drop(src);
+    // WHEN more is written while it is down, and it restarts from the checkpoint
+    db.exec("INSERT INTO t VALUES (2)").await;
+    db.exec("INSERT INTO t VALUES (3)").await;
+    let mut src = source(&db.name, prefix, &extra);
+    src.start(Some(cp)).await.unwrap();
+    let c = read_until(&mut src, 30, |e| e.len() >= 2).await;
+    // THEN exactly the later transactions arrive
+    assert_eq!(ids(&of_table(&c.events, "t")), [2, 3]);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn resumes_by_gtid() {
+    let _g = METADATA.read().await;
+    resume_test("resume_gtid", "true").await;
+}
+
+#[tokio::test]
+async fn resumes_by_file_and_offset() {
+    let _g = METADATA.read().await;
+    resume_test("resume_file", "false").await;
+}
+
+#[tokio::test]
+async fn a_purged_binlog_is_fatal_with_a_hint_or_a_new_snapshot_when_needed() {
+    let _g = METADATA.read().await;
+    let mut db = TestDb::new("resume_purged").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO t VALUES (1)").await;
+    // GIVEN a stored position in a binlog file the server no longer has
+    let gone = BinlogPosition::new("mysql-bin.000000", 4, None).to_position();
+    // WHEN the source starts from it THEN it fails for good, with a hint
+    let mut src = source(
+        &db.name,
+        "resume_purged",
+        "snapshot: initial\ngtid: false\n",
+    );
+    let e = src.start(Some(gone.clone())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data, "{e:?}");
+    assert!(!e.is_retryable());
+    assert!(
+        e.report().contains("binlog_expire_logs_seconds"),
+        "{}",
+        e.report()
+    );
+    // AND with snapshot: when_needed it takes a new snapshot instead
+    let mut src = source(
+        &db.name,
+        "resume_purged",
+        "snapshot: when_needed\ngtid: false\n",
+    );
+    src.start(Some(gone)).await.unwrap();
+    let c = read_until(&mut src, 30, |e| !e.is_empty()).await;
+    assert_eq!(c.events[0].op, Op::Read);
+
+    // GIVEN a GTID state the server's binlogs do not contain (by GTID, the server reports it)
+    let mut unknown = BinlogPosition::parse(db.position().await.as_str()).unwrap();
+    unknown.gtids = Some("0-99-5".into());
+    let unknown = unknown.to_position();
+    // WHEN streaming by GTID from it THEN the server's refusal is a fatal data error
+    let mut src = source(&db.name, "resume_purged", "snapshot: initial\ngtid: true\n");
+    src.start(Some(unknown.clone())).await.unwrap();
+    let mut err = None;
+    for _ in 0..10 {
+        if let Err(e) = src.next_batch().await {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the server refuses the GTID state");
+    assert_eq!(err.kind(), ErrorKind::Data, "{err:?}");
+    // AND under when_needed the source takes a new snapshot instead
+    let mut src = source(
+        &db.name,
+        "resume_purged",
+        "snapshot: when_needed\ngtid: true\n",
+    );
+    src.start(Some(unknown)).await.unwrap();
+    let c = read_until(&mut src, 30, |e| !e.is_empty()).await;
+    assert_eq!(c.events[0].op, Op::Read);
+    db.drop().await;
+}
