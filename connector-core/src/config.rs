@@ -300,6 +300,39 @@ fn config_error_in(figment: &Figment, e: figment::Error, section: Option<&str>) 
     Error::config(format!("invalid configuration: {}", lines.join("; ")))
 }
 
+/// Whether `name` matches the glob `pattern` (`*` any characters, `?` one), as `tables:` entries
+/// such as `public.*` or `shop.order_?` are matched by every source.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Whether a `tables:` entry is a pattern rather than an exact name.
+pub fn is_pattern(entry: &str) -> bool {
+    entry.contains(['*', '?'])
+}
+
 /// Load `path` merged with the environment.
 pub fn load(path: &Path) -> Result<Config> {
     if !path.exists() {
@@ -455,6 +488,17 @@ mod tests {
     fn bad_name_is_rejected() {
         let e = load_str("name: 'a b'\nsource: { type: x }\nsink: { type: y }\n").unwrap_err();
         assert!(e.message().contains("`name`"), "{}", e.message());
+    }
+
+    #[test]
+    fn globs_match_table_patterns() {
+        assert!(glob_match("order_*", "order_2024"));
+        assert!(glob_match("t?", "t1"));
+        assert!(!glob_match("t?", "t12"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b", "ac"));
+        assert!(is_pattern("public.*") && !is_pattern("public.t"));
     }
 
     #[test]

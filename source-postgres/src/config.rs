@@ -487,37 +487,7 @@ fn truncate(s: &str, n: usize) -> &str {
     &s[..s.len().min(n)]
 }
 
-/// Whether `name` matches the glob `pattern` (`*` any characters, `?` one).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Whether a `tables:` entry is a pattern rather than an exact name.
-pub fn is_pattern(entry: &str) -> bool {
-    entry.contains(['*', '?'])
-}
+pub use connector_core::config::{glob_match, is_pattern};
 
 #[cfg(test)]
 mod tests {
