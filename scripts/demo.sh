@@ -53,6 +53,8 @@ cleanup() {
   kill -TERM "$cdc_pid" 2>/dev/null || true
   wait "$cdc_pid" 2>/dev/null || true
   echo "demo: stopped (cdc's position is in Kafka; run the demo again to resume)" >&2
+  echo "demo: its replication slot 'demo' keeps WAL until it resumes; to remove it:" >&2
+  echo "demo:   CDC_SOURCE__PASSWORD=cdc ./target/release/cdc slot drop -c configs/postgres-kafka.yaml --yes" >&2
 }
 trap cleanup EXIT INT TERM
 

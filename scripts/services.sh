@@ -13,6 +13,7 @@
 #   scripts/services.sh down --all  stop tansu, PostgreSQL and MariaDB
 #   scripts/services.sh status      one line per service (exit 3 if any is not running)
 #   scripts/services.sh env         print the export lines only (no side effects)
+#   scripts/services.sh reset-broker  wipe the broker's storage (every topic) and restart it
 #
 # Targets Debian 12 without systemd or docker: daemons are started directly.
 # Everything except the export lines goes to stderr.  Idempotent: a second `up`
@@ -825,6 +826,19 @@ cmd_down() {
   fi
 }
 
+# Stop tansu, delete its storage (every topic and record), start it empty again.
+cmd_reset_broker() {
+  exec 3>&1 1>&2
+  cd /
+  ensure_state_dir
+  take_lock
+  tansu_stop
+  log "deleting the broker's storage $STATE_DIR/tansu.db"
+  rm -f "$STATE_DIR/tansu.db" "$STATE_DIR/tansu.db-wal" "$STATE_DIR/tansu.db-shm"
+  tansu_up
+  print_env >&3
+}
+
 cmd_status() {
   cd /
   local rc=0
@@ -836,12 +850,13 @@ cmd_status() {
 
 usage() {
   cat >&2 <<EOF
-usage: $0 up | down [--all] | status | env
+usage: $0 up | down [--all] | status | env | reset-broker
   up          install, configure, start and verify PostgreSQL, MariaDB and tansu;
               prints export lines on stdout: eval "\$($0 up)"
   down        stop tansu (add --all to also stop PostgreSQL and MariaDB)
   status      show whether each service runs, and its key settings
   env         print the export lines only
+  reset-broker  stop tansu, delete its storage (all topics), start it again
 state directory: $STATE_DIR (CDC_SERVICES_DIR)
 EOF
 }
@@ -853,6 +868,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
+    reset-broker) cmd_reset_broker "$@" ;;
     env) print_env ;;
     -h | --help | help)
       usage

@@ -398,6 +398,26 @@ impl ChangeEvent {
             _ => self.after.as_ref().or(self.before.as_ref()),
         }
     }
+
+    /// The value of column `index` for the key: from [`key_row`](ChangeEvent::key_row), or from
+    /// the other image when the log did not carry it there (an update logged with a minimal row
+    /// image marks unchanged key columns of `after` unavailable; `before` has them).
+    pub fn key_value(&self, index: usize) -> Option<&Value> {
+        let primary = self.key_row()?.get(index);
+        match primary {
+            Some(Value::Unavailable) | None => {
+                let other = match self.op {
+                    Op::Delete => self.after.as_ref(),
+                    _ => self.before.as_ref(),
+                };
+                other
+                    .and_then(|r| r.get(index))
+                    .filter(|v| !matches!(v, Value::Unavailable))
+                    .or(primary)
+            }
+            some => some,
+        }
+    }
 }
 
 /// A batch of events handed from a source to a sink, with the position to resume from once the

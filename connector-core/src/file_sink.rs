@@ -9,7 +9,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -98,12 +98,21 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+/// Encoded-batch buffers the writer thread hands back for reuse: a batch's lines are a few MB,
+/// and allocating them afresh per batch (freed on another thread) cost page faults and resident
+/// memory.
+type BufferPool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Buffers kept for reuse.
+const POOLED_BUFFERS: usize = 2;
+
 /// A sink writing JSON lines to a [`Target`].
 pub struct LineSink {
     target: Target,
     encoder: Encoder,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    pool: BufferPool,
 }
 
 impl LineSink {
@@ -114,12 +123,20 @@ impl LineSink {
             encoder,
             jobs: None,
             writer: None,
+            pool: BufferPool::default(),
         }
     }
 
     fn encode(&self, batch: &Batch) -> Vec<u8> {
         let now = now_micros();
-        let mut out = Vec::with_capacity(batch.events.len() * 512);
+        let mut out = self
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        out.clear();
+        out.reserve(batch.events.len() * 512);
         for ev in &batch.events {
             out.extend_from_slice(b"{\"key\":");
             if !self.encoder.write_key(ev, &mut out) {
@@ -162,6 +179,7 @@ fn writer_loop(
     sync: Option<std::fs::File>,
     mut jobs: mpsc::Receiver<Job>,
     what: String,
+    pool: BufferPool,
 ) {
     let mut failed: Option<(ErrorKind, String)> = None;
     while let Some(first) = jobs.blocking_recv() {
@@ -177,6 +195,11 @@ fn writer_loop(
                 Job::Write(bytes, ack) => {
                     if failed.is_none() && result.is_ok() && !bytes.is_empty() {
                         result = out.write_all(&bytes);
+                    }
+                    if let Ok(mut p) = pool.lock() {
+                        if p.len() < POOLED_BUFFERS {
+                            p.push(bytes);
+                        }
                     }
                     acks.push(ack);
                 }
@@ -219,9 +242,10 @@ impl Sink for LineSink {
             Target::Stdout => "stdout".to_string(),
             Target::File { path, .. } => path.display().to_string(),
         };
+        let pool = Arc::clone(&self.pool);
         let handle = std::thread::Builder::new()
             .name("cdc-line-writer".into())
-            .spawn(move || writer_loop(out, sync, rx, what))
+            .spawn(move || writer_loop(out, sync, rx, what, pool))
             .map_err(|e| Error::internal("spawning the writer thread").with_source(e))?;
         self.jobs = Some(tx);
         self.writer = Some(handle);

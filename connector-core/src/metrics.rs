@@ -155,13 +155,90 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     30.0, 60.0,
 ];
 
+/// Quantiles of every histogram exported as `<name>_quantile_seconds{quantile=..}` (since start).
+pub const EXPORTED_QUANTILES: &[(f64, &str)] =
+    &[(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
+
+/// Sub-buckets per power of two of [`FineCounts`]: values are kept within 1/64 (1.6%).
+const FINE_SUB: u64 = 64;
+/// Powers of two above the exact range: microsecond values up to 2^42 (about 50 days).
+const FINE_OCTAVES: u64 = 36;
+
+/// A log-linear histogram of microsecond values (exact below 64 µs, then 64 buckets per power of
+/// two), so that quantiles are precise to 1.6% whatever the exported bucket bounds are; 2,368
+/// counters, ~19 KiB per histogram metric.
+#[derive(Debug, Clone)]
+struct FineCounts(Vec<u64>);
+
+impl FineCounts {
+    fn new() -> Self {
+        FineCounts(vec![0; ((FINE_OCTAVES + 1) * FINE_SUB) as usize])
+    }
+
+    fn index(us: u64) -> usize {
+        if us < FINE_SUB {
+            return us as usize;
+        }
+        let exp = 63 - u64::from(us.leading_zeros()); // >= 6
+        let octave = (exp - 5).min(FINE_OCTAVES);
+        let sub = if exp - 5 > FINE_OCTAVES {
+            FINE_SUB - 1
+        } else {
+            (us >> (exp - 6)) & (FINE_SUB - 1)
+        };
+        (octave * FINE_SUB + sub) as usize
+    }
+
+    /// The middle of bucket `i`, in microseconds.
+    fn value(i: usize) -> f64 {
+        let i = i as u64;
+        if i < FINE_SUB {
+            return i as f64;
+        }
+        let (octave, sub) = (i / FINE_SUB, i % FINE_SUB);
+        let shift = octave - 1; // bucket width is 2^shift
+        let low = (FINE_SUB + sub) << shift;
+        low as f64 + ((1u64 << shift) as f64 - 1.0) / 2.0
+    }
+
+    fn add(&mut self, seconds: f64, n: u64) {
+        let us = (seconds.max(0.0) * 1e6).round() as u64;
+        self.0[Self::index(us)] += n;
+    }
+
+    /// The `q` quantile (nearest rank), in seconds.
+    fn quantile(&self, q: f64, count: u64) -> Option<f64> {
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0u64;
+        for (i, c) in self.0.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::value(i) / 1e6);
+            }
+        }
+        None
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Histogram {
     def: MetricDef,
     bounds: &'static [f64],
     counts: Vec<u64>,
+    fine: FineCounts,
     sum: f64,
     count: u64,
+}
+
+/// `cdc_x_seconds` → `cdc_x_quantile_seconds`.
+fn quantile_name(name: &str) -> String {
+    match name.strip_suffix("_seconds") {
+        Some(base) => format!("{base}_quantile_seconds"),
+        None => format!("{name}_quantile"),
+    }
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -240,34 +317,23 @@ impl Metrics {
             def,
             bounds,
             counts: vec![0; bounds.len() + 1],
+            fine: FineCounts::new(),
             sum: 0.0,
             count: 0,
         });
         let i = h.bounds.partition_point(|b| *b < value);
         h.counts[i] += n;
+        h.fine.add(value, n);
         h.sum += value * n as f64;
         h.count += n;
     }
 
-    /// The `q` quantile (0..=1) of a histogram, interpolated within its bucket; `None` when empty.
+    /// The `q` quantile (0..=1) of a histogram's observations since start, within 1.6% (from its
+    /// fine-grained counts, not its exported buckets); `None` when empty.
     pub fn quantile(&self, def: MetricDef, q: f64) -> Option<f64> {
         let hs = self.histograms.lock().ok()?;
         let h = hs.get(def.name)?;
-        if h.count == 0 {
-            return None;
-        }
-        let rank = q.clamp(0.0, 1.0) * h.count as f64;
-        let mut seen = 0u64;
-        for (i, c) in h.counts.iter().enumerate() {
-            if *c > 0 && (seen + c) as f64 >= rank {
-                let lo = if i == 0 { 0.0 } else { h.bounds[i - 1] };
-                let hi = h.bounds.get(i).copied().unwrap_or(lo);
-                let within = (rank - seen as f64) / *c as f64;
-                return Some(lo + (hi - lo) * within.clamp(0.0, 1.0));
-            }
-            seen += c;
-        }
-        h.bounds.last().copied()
+        h.fine.quantile(q, h.count)
     }
 
     /// Prometheus text exposition format.
@@ -292,6 +358,19 @@ impl Metrics {
                 }
                 let _ = writeln!(out, "{name}_sum {}", h.sum);
                 let _ = writeln!(out, "{name}_count {}", h.count);
+                if h.count > 0 {
+                    let qname = quantile_name(name);
+                    let _ = writeln!(
+                        out,
+                        "# HELP {qname} Quantiles of {name} since start (within 1.6%)."
+                    );
+                    let _ = writeln!(out, "# TYPE {qname} gauge");
+                    for (q, label) in EXPORTED_QUANTILES {
+                        if let Some(v) = h.fine.quantile(*q, h.count) {
+                            let _ = writeln!(out, "{qname}{{quantile=\"{label}\"}} {v}");
+                        }
+                    }
+                }
             }
         }
         let Ok(series) = self.series.lock() else {
@@ -369,5 +448,35 @@ mod tests {
         assert!((0.002..=0.005).contains(&p50), "{p50}");
         let p99 = m.quantile(COMMIT_TO_DURABLE, 0.99).unwrap();
         assert!((0.03..=0.05).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn quantiles_are_exact_within_two_percent_and_exported() {
+        let m = Metrics::new();
+        // 1..=10,000 ms, once each: the q quantile is q * 10 s.
+        for ms in 1..=10_000u64 {
+            m.observe(COMMIT_TO_DURABLE, LATENCY_BUCKETS, ms as f64 / 1e3, 1);
+        }
+        for (q, want) in [(0.5, 5.0), (0.9, 9.0), (0.99, 9.9), (0.001, 0.01)] {
+            let got = m.quantile(COMMIT_TO_DURABLE, q).unwrap();
+            assert!((got - want).abs() / want < 0.02, "q{q}: {got} vs {want}");
+        }
+        // Sub-millisecond values and the largest ones stay in range.
+        m.observe(COMMIT_TO_DURABLE, LATENCY_BUCKETS, 0.000_003, 1);
+        m.observe(COMMIT_TO_DURABLE, LATENCY_BUCKETS, 1e9, 1);
+        assert!(m.quantile(COMMIT_TO_DURABLE, 1.0).unwrap() > 1e6);
+        assert_eq!(m.quantile(COMMIT_TO_DURABLE, 0.0), Some(0.000_003));
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE cdc_commit_to_durable_quantile_seconds gauge"),
+            "{text}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("cdc_commit_to_durable_quantile_seconds{quantile=\"0.99\"}"))
+            .expect("p99 line");
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((v - 9.9).abs() / 9.9 < 0.02, "{line}");
+        assert_eq!(quantile_name("cdc_x_seconds"), "cdc_x_quantile_seconds");
     }
 }

@@ -283,6 +283,7 @@ impl Attempt<'_> {
                 },
                 abort: abort.clone(),
                 stop_reading: stop_reading.clone(),
+                stop_timeout: Duration::from_millis(self.settings.shutdown_timeout_ms),
             }
             .run()
             .instrument(sink_span),
@@ -407,6 +408,7 @@ impl SourceTask {
                 break;
             }
         }
+        // (The supervisor bounds this whole task by the shutdown timeout.)
         if let Err(e) = self.source.stop().await {
             warn!(error = %e.report(), "stopping the source failed");
         }
@@ -527,6 +529,8 @@ struct SinkTask {
     durability: Durability,
     abort: CancellationToken,
     stop_reading: CancellationToken,
+    /// How long `Sink::stop` may take.
+    stop_timeout: Duration,
 }
 
 /// Turns completed acknowledgements, in order, into the durable position and metrics.
@@ -547,8 +551,10 @@ impl SinkTask {
             self.stop_reading.cancel();
             debug!(error = %e, "sink failed");
         }
-        if let Err(e) = self.sink.stop().await {
-            warn!(error = %e.report(), "stopping the sink failed");
+        match tokio::time::timeout(self.stop_timeout, self.sink.stop()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e.report(), "stopping the sink failed"),
+            Err(_) => warn!("the sink did not stop within the shutdown timeout; abandoned it"),
         }
         result
     }

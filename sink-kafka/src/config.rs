@@ -24,6 +24,13 @@ pub const DEFAULT_LINGER_MS: u64 = 5;
 pub const DEFAULT_BATCH_SIZE_BYTES: u64 = 1_000_000;
 /// Default most messages in one produce batch per partition (`sink.batch_num_messages`).
 pub const DEFAULT_BATCH_NUM_MESSAGES: u64 = 10_000;
+/// Default most produce requests in flight per broker connection
+/// (`sink.max_in_flight_requests`, `max.in.flight.requests.per.connection`). librdkafka's
+/// idempotent producer allows up to 5, but once a partition has 5 requests in flight its broker
+/// thread busy-waits (it keeps waking to send a ready batch it may not send yet): against a broker
+/// slower than the source, 5 cost a whole core and slowed the drain on 2 cores; 2 measured as fast
+/// with a sixth of the CPU (BENCHMARKS.md).
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: u32 = 2;
 /// Default time a message may take to be acknowledged, retries included (`sink.message_timeout_ms`).
 pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 300_000;
 /// Default timeout of metadata, topic creation and transaction calls (`sink.operation_timeout_ms`).
@@ -98,6 +105,10 @@ pub struct KafkaSinkConfig {
     /// Most messages of one produce batch per partition (`batch.num.messages`). Default 10000.
     #[serde(default = "default_batch_num_messages")]
     pub batch_num_messages: u64,
+    /// Most produce requests in flight per broker connection, 1 to 5
+    /// (`max.in.flight.requests.per.connection`). Default 2.
+    #[serde(default = "default_max_in_flight_requests")]
+    pub max_in_flight_requests: u32,
     /// Compression of produce batches: `none` (default), `gzip`, `snappy`, `lz4` or `zstd`.
     #[serde(default)]
     pub compression: Compression,
@@ -329,6 +340,9 @@ fn default_batch_size_bytes() -> u64 {
 fn default_batch_num_messages() -> u64 {
     DEFAULT_BATCH_NUM_MESSAGES
 }
+fn default_max_in_flight_requests() -> u32 {
+    DEFAULT_MAX_IN_FLIGHT_REQUESTS
+}
 fn default_message_timeout_ms() -> u64 {
     DEFAULT_MESSAGE_TIMEOUT_MS
 }
@@ -445,6 +459,13 @@ impl KafkaSinkConfig {
             crate::route::validate_topic_name(dlq)
                 .map_err(|e| e.context("key `sink.dead_letter_topic`"))?;
         }
+        if !(1..=5).contains(&self.max_in_flight_requests) {
+            return Err(Error::config(format!(
+                "key `sink.max_in_flight_requests`: {} is out of range: expected 1 to 5 (the \
+                 idempotent producer keeps order with at most 5)",
+                self.max_in_flight_requests
+            )));
+        }
         if let Some(ct) = &self.create_topics {
             if ct.partitions < 1 {
                 return Err(Error::config(
@@ -505,6 +526,10 @@ impl KafkaSinkConfig {
             .set("linger.ms", self.linger_ms.to_string())
             .set("batch.size", self.batch_size_bytes.to_string())
             .set("batch.num.messages", self.batch_num_messages.to_string())
+            .set(
+                "max.in.flight.requests.per.connection",
+                self.max_in_flight_requests.to_string(),
+            )
             .set("compression.type", self.compression.as_str())
             .set("message.timeout.ms", self.message_timeout_ms.to_string());
         if let Some(id) = transactional_id {
@@ -582,6 +607,7 @@ mod tests {
         assert_eq!(c.topic, DEFAULT_TOPIC_TEMPLATE);
         assert_eq!(c.message_topic, DEFAULT_MESSAGE_TOPIC);
         assert_eq!(c.linger_ms, DEFAULT_LINGER_MS);
+        assert_eq!(c.max_in_flight_requests, DEFAULT_MAX_IN_FLIGHT_REQUESTS);
         assert!(c.tombstones);
         assert!(!c.schemas);
         assert_eq!(c.delivery, Delivery::AtLeastOnce);
@@ -604,6 +630,8 @@ mod tests {
         assert!(e.message().contains("tabel"), "{e}");
         let e = sink("type: kafka\nbrokers: b\ntopics: { orders: x }\n").unwrap_err();
         assert!(e.message().contains("sink.topics.orders"), "{e}");
+        let e = sink("type: kafka\nbrokers: b\nmax_in_flight_requests: 6\n").unwrap_err();
+        assert!(e.message().contains("max_in_flight_requests"), "{e}");
         let e = sink("type: kafka\nbrokers: b\ncreate_topics: { partitions: 0 }\n").unwrap_err();
         assert!(e.message().contains("create_topics.partitions"), "{e}");
     }

@@ -34,7 +34,7 @@ use connector_core::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::Producer as _;
+use rdkafka::producer::{Producer as _, PurgeConfig};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -272,6 +272,12 @@ impl Sink for KafkaSink {
 
     async fn stop(&mut self) -> Result<()> {
         self.jobs = None;
+        if let Some(producer) = &self.producer {
+            // After a drain nothing is queued and this does nothing. After an aborted drain (the
+            // broker is down) it fails what is still queued or in flight at once, so the worker
+            // is not left waiting out `message_timeout_ms` in a flush or on a full queue.
+            producer.purge(PurgeConfig::default().queue().inflight());
+        }
         if let Some(handle) = self.worker.take() {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }

@@ -6,4 +6,5 @@ mod faults;
 mod offsets;
 mod pipeline;
 mod produce;
+mod review;
 mod support;

@@ -17,6 +17,8 @@ pub mod event_type {
     pub const FORMAT_DESCRIPTION: u8 = 15;
     /// `XID_EVENT`.
     pub const XID: u8 = 16;
+    /// `EXECUTE_LOAD_QUERY_EVENT`: a `LOAD DATA` logged as a statement.
+    pub const EXECUTE_LOAD_QUERY: u8 = 18;
     /// `TABLE_MAP_EVENT`.
     pub const TABLE_MAP: u8 = 19;
     /// `WRITE_ROWS_EVENT_V1`.
@@ -213,6 +215,22 @@ impl QueryEvent {
     }
 }
 
+impl QueryEvent {
+    /// Parse an `EXECUTE_LOAD_QUERY_EVENT` body: a query event whose post-header has 13 more
+    /// bytes (file id, start and end of the file name in the statement, duplicate handling).
+    pub fn parse_execute_load(data: &[u8]) -> Result<Self> {
+        if data.len() < 26 {
+            return Err(malformed(
+                "EXECUTE_LOAD_QUERY event shorter than its post-header",
+            ));
+        }
+        let mut v = Vec::with_capacity(data.len() - 13);
+        v.extend_from_slice(&data[..13]);
+        v.extend_from_slice(&data[26..]);
+        QueryEvent::parse(&v, false)
+    }
+}
+
 /// Uncompress MariaDB's compressed event payload: a header byte (`0x80 | n`, n = bytes of the
 /// uncompressed length that follow, big-endian), then zlib data.
 pub fn maria_uncompress(data: &[u8]) -> Result<Vec<u8>> {
@@ -255,6 +273,106 @@ impl RotateEvent {
     }
 }
 
+/// An XA transaction identifier: `formatID`, `gtrid` and `bqual`, as in `XA START gtrid, bqual,
+/// formatID`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Xid {
+    /// `formatID` (1 unless given).
+    pub format_id: i64,
+    /// The global transaction id part.
+    pub gtrid: Vec<u8>,
+    /// The branch qualifier.
+    pub bqual: Vec<u8>,
+}
+
+impl std::fmt::Display for Xid {
+    /// The form the servers write in the binlog: `X'6131',X'',1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        write!(
+            f,
+            "X'{}',X'{}',{}",
+            hex(&self.gtrid),
+            hex(&self.bqual),
+            self.format_id
+        )
+    }
+}
+
+impl Xid {
+    /// The XID of an `XA START|END|PREPARE|COMMIT|ROLLBACK xid ...` statement, with `XA` and the
+    /// verb already removed: `X'..',X'..',1` as the servers write it, or `'a'`, `'a','b'`,
+    /// `0x61, 0x62, 3` as users may.
+    pub fn parse_sql(rest: &str) -> Option<Xid> {
+        use crate::ddl::Tok;
+        let toks = crate::ddl::tokenize(rest);
+        let mut i = 0;
+        let string = |i: &mut usize| -> Option<Vec<u8>> {
+            match toks.get(*i)? {
+                Tok::Ident(x, false) if x.eq_ignore_ascii_case("x") => {
+                    let Some(Tok::Str(h)) = toks.get(*i + 1) else {
+                        return None;
+                    };
+                    *i += 2;
+                    hex_bytes(h)
+                }
+                Tok::Str(s) => {
+                    *i += 1;
+                    Some(s.clone().into_bytes())
+                }
+                Tok::Ident(s, true) => {
+                    *i += 1;
+                    Some(s.clone().into_bytes())
+                }
+                Tok::Num(n) if n.len() > 2 && n[..2].eq_ignore_ascii_case("0x") => {
+                    *i += 1;
+                    hex_bytes(&n[2..])
+                }
+                _ => None,
+            }
+        };
+        let gtrid = string(&mut i)?;
+        let mut xid = Xid {
+            format_id: 1,
+            gtrid,
+            bqual: Vec::new(),
+        };
+        if toks.get(i).is_some_and(|t| *t == Tok::Punct(',')) {
+            i += 1;
+            xid.bqual = string(&mut i)?;
+            if toks.get(i).is_some_and(|t| *t == Tok::Punct(',')) {
+                i += 1;
+                let negative = toks.get(i).is_some_and(|t| *t == Tok::Punct('-'));
+                if negative {
+                    i += 1;
+                }
+                let Some(Tok::Num(n)) = toks.get(i) else {
+                    return None;
+                };
+                let v: i64 = n.parse().ok()?;
+                xid.format_id = if negative { -v } else { v };
+            }
+        }
+        Some(xid)
+    }
+}
+
+fn hex_bytes(h: &str) -> Option<Vec<u8>> {
+    let h = h.as_bytes();
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(h.len().div_ceil(2));
+    let mut i = 0;
+    if h.len() % 2 == 1 {
+        out.push(digit(h[0])?);
+        i = 1;
+    }
+    while i + 1 < h.len() {
+        out.push(digit(h[i])? << 4 | digit(h[i + 1])?);
+        i += 2;
+    }
+    Some(out)
+}
+
 /// MariaDB `GTID_EVENT` (162): starts an event group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MariaGtidEvent {
@@ -262,27 +380,95 @@ pub struct MariaGtidEvent {
     pub seq: u64,
     /// Replication domain.
     pub domain: u32,
-    /// Flags (`FL_STANDALONE` = 1: a group without BEGIN/COMMIT, i.e. DDL).
+    /// Flags (`FL_STANDALONE` = 1: a group without BEGIN/COMMIT, i.e. DDL; `FL_PREPARED_XA`:
+    /// the prepared part of an XA transaction; `FL_COMPLETED_XA`: its `XA COMMIT`/`ROLLBACK`).
     pub flags: u8,
+    /// The XID of an XA group (`FL_PREPARED_XA` or `FL_COMPLETED_XA`).
+    pub xid: Option<Xid>,
 }
 
 impl MariaGtidEvent {
     /// `FL_STANDALONE`.
     pub const FL_STANDALONE: u8 = 1;
+    /// `FL_GROUP_COMMIT_ID`: a commit id follows the flags.
+    pub const FL_GROUP_COMMIT_ID: u8 = 2;
+    /// `FL_PREPARED_XA`: the group is the prepared part of an XA transaction (10.5+), ended by an
+    /// `XA_PREPARE` event.
+    pub const FL_PREPARED_XA: u8 = 64;
+    /// `FL_COMPLETED_XA`: the group is an `XA COMMIT` or `XA ROLLBACK` of a prepared one.
+    pub const FL_COMPLETED_XA: u8 = 128;
 
     /// Parse.
     pub fn parse(data: &[u8]) -> Result<Self> {
         let mut b = Buf(data);
+        let seq = b.u64()?;
+        let domain = b.u32()?;
+        let flags = b.u8()?;
+        let mut xid = None;
+        if flags & (Self::FL_PREPARED_XA | Self::FL_COMPLETED_XA) != 0 {
+            // Lenient: the XID also comes with the XA_PREPARE event and the XA statements.
+            xid = (|| {
+                if flags & Self::FL_GROUP_COMMIT_ID != 0 {
+                    b.take(8).ok()?;
+                }
+                let format_id = i64::from(b.u32().ok()? as i32);
+                let gl = b.u8().ok()? as usize;
+                let bl = b.u8().ok()? as usize;
+                Some(Xid {
+                    format_id,
+                    gtrid: b.take(gl).ok()?.to_vec(),
+                    bqual: b.take(bl).ok()?.to_vec(),
+                })
+            })();
+        }
         Ok(MariaGtidEvent {
-            seq: b.u64()?,
-            domain: b.u32()?,
-            flags: b.u8()?,
+            seq,
+            domain,
+            flags,
+            xid,
         })
     }
 
     /// Whether the group has no BEGIN/COMMIT (a DDL statement).
     pub fn standalone(&self) -> bool {
         self.flags & Self::FL_STANDALONE != 0
+    }
+
+    /// Whether the group is the prepared part of an XA transaction.
+    pub fn prepared_xa(&self) -> bool {
+        self.flags & Self::FL_PREPARED_XA != 0
+    }
+}
+
+/// `XA_PREPARE_LOG_EVENT` (38): ends the prepared part of an XA transaction (`XA PREPARE`), or,
+/// with `one_phase`, a whole one (`XA COMMIT ... ONE PHASE` on MySQL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XaPrepareEvent {
+    /// `XA COMMIT ... ONE PHASE`: the transaction is committed here.
+    pub one_phase: bool,
+    /// The transaction.
+    pub xid: Xid,
+}
+
+impl XaPrepareEvent {
+    /// Parse: one_phase (1), formatID (4), gtrid_length (4), bqual_length (4), data.
+    pub fn parse(data: &[u8]) -> Result<Self> {
+        let mut b = Buf(data);
+        let one_phase = b.u8()? != 0;
+        let format_id = i64::from(b.u32()? as i32);
+        let gl = b.u32()? as usize;
+        let bl = b.u32()? as usize;
+        if gl > 64 || bl > 64 {
+            return Err(malformed("XA_PREPARE event: XID longer than 64 bytes"));
+        }
+        Ok(XaPrepareEvent {
+            one_phase,
+            xid: Xid {
+                format_id,
+                gtrid: b.take(gl)?.to_vec(),
+                bqual: b.take(bl)?.to_vec(),
+            },
+        })
     }
 }
 

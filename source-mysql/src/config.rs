@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_BATCH_EVENTS: usize = 2_048;
 pub const DEFAULT_MAX_BATCH_WAIT_MS: u64 = 500;
 /// Default connect timeout, in milliseconds.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Default most bytes of captured changes held for prepared, not yet committed XA transactions.
+pub const DEFAULT_MAX_XA_HELD_BYTES: usize = 64 << 20;
 /// Lowest default server id: ids derived from the pipeline name fall in
 /// `[DERIVED_SERVER_ID_BASE, DERIVED_SERVER_ID_BASE + 2^30)`, away from the small ids
 /// people give servers.
@@ -148,6 +150,11 @@ pub struct MysqlConfig {
     /// Connect timeout, in milliseconds. Default 10000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Most bytes (estimated, in memory) of captured changes held for XA transactions that are
+    /// prepared but not yet committed or rolled back; past it the source stops with an error
+    /// naming the transaction. Default 64 MiB.
+    #[serde(default = "default_max_xa_held_bytes")]
+    pub max_xa_held_bytes: usize,
     /// TLS: `disabled` (default), `required`, `verify_ca`, `verify_identity`.
     #[serde(default)]
     pub ssl_mode: SslMode,
@@ -175,6 +182,7 @@ impl std::fmt::Debug for MysqlConfig {
             .field("max_batch_events", &self.max_batch_events)
             .field("max_batch_wait_ms", &self.max_batch_wait_ms)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("max_xa_held_bytes", &self.max_xa_held_bytes)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_ca", &self.ssl_ca)
             .finish()
@@ -212,6 +220,9 @@ fn default_max_batch_wait_ms() -> u64 {
 }
 fn default_connect_timeout_ms() -> u64 {
     DEFAULT_CONNECT_TIMEOUT_MS
+}
+fn default_max_xa_held_bytes() -> usize {
+    DEFAULT_MAX_XA_HELD_BYTES
 }
 
 /// A `db.table` pattern with `*` and `?` wildcards.
@@ -376,6 +387,11 @@ impl Settings {
                 "key `source.max_batch_events`: expected at least 1",
             ));
         }
+        if config.max_xa_held_bytes == 0 {
+            return Err(Error::config(
+                "key `source.max_xa_held_bytes`: expected at least 1",
+            ));
+        }
         if config.heartbeat_interval_ms == 0 || config.heartbeat_interval_ms > 4_294_967 {
             return Err(Error::config(
                 "key `source.heartbeat_interval_ms`: expected 1 to 4294967",
@@ -512,6 +528,11 @@ mod tests {
                 .unwrap();
         assert_eq!(s.config.gtid, GtidSetting::Off);
         assert_eq!(s.config.snapshot, SnapshotMode::WhenNeeded);
+        assert_eq!(s.config.max_xa_held_bytes, DEFAULT_MAX_XA_HELD_BYTES);
+        let e = settings("type: mysql\nhost: h\ntables: [a.b]\nmax_xa_held_bytes: 0\n")
+            .err()
+            .unwrap();
+        assert!(e.message().contains("source.max_xa_held_bytes"), "{e}");
     }
 
     #[test]

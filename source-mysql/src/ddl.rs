@@ -2,10 +2,12 @@
 //! its position, so that rows are decoded with the shape they were written with.
 //!
 //! It parses what changes a table's shape: `CREATE TABLE` (columns, types, primary key, charsets;
-//! `LIKE`), `ALTER TABLE` (`ADD`/`DROP`/`MODIFY`/`CHANGE`/`RENAME COLUMN`, `FIRST`/`AFTER`,
-//! `ADD`/`DROP PRIMARY KEY`, `RENAME TO`, `CONVERT TO CHARACTER SET`), `DROP TABLE`,
-//! `RENAME TABLE`, `TRUNCATE`, `DROP DATABASE`. Other clauses are skipped; statements it cannot
-//! follow mark the table unknown, and a rows event for an unknown table is a clear error.
+//! `LIKE`; MariaDB's `WITH SYSTEM VERSIONING` and its hidden `row_start`/`row_end`), `ALTER TABLE`
+//! (`ADD`/`DROP`/`MODIFY`/`CHANGE`/`RENAME COLUMN`, `FIRST`/`AFTER`, MariaDB's `IF [NOT] EXISTS`,
+//! `ADD`/`DROP PRIMARY KEY`, `RENAME TO`, `CONVERT TO CHARACTER SET`, `ADD`/`DROP SYSTEM
+//! VERSIONING`), `DROP TABLE`, `RENAME TABLE`, `TRUNCATE`, `DROP DATABASE`. Other clauses are
+//! skipped; statements it cannot follow mark the table unknown, and a rows event for an unknown
+//! table is a clear error. [`parse_dml`] recognises data changes logged as statements.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -142,17 +144,19 @@ pub enum Place {
     After(String),
 }
 
-/// One `ALTER TABLE` specification.
+/// One `ALTER TABLE` specification. The `bool` of `Add`, `Drop`, `Modify` and `Change` is
+/// MariaDB's `IF NOT EXISTS` / `IF EXISTS`: the specification changes nothing when the column
+/// already exists / does not exist.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AlterOp {
-    /// `ADD [COLUMN] def [FIRST | AFTER c]`.
-    Add(ColumnDef, Option<Place>),
-    /// `DROP [COLUMN] c`.
-    Drop(String),
-    /// `MODIFY [COLUMN] def [place]`.
-    Modify(ColumnDef, Option<Place>),
-    /// `CHANGE [COLUMN] old def [place]`.
-    Change(String, ColumnDef, Option<Place>),
+    /// `ADD [COLUMN] [IF NOT EXISTS] def [FIRST | AFTER c]`.
+    Add(ColumnDef, Option<Place>, bool),
+    /// `DROP [COLUMN] [IF EXISTS] c`.
+    Drop(String, bool),
+    /// `MODIFY [COLUMN] [IF EXISTS] def [place]`.
+    Modify(ColumnDef, Option<Place>, bool),
+    /// `CHANGE [COLUMN] [IF EXISTS] old def [place]`.
+    Change(String, ColumnDef, Option<Place>, bool),
     /// `RENAME COLUMN a TO b`.
     RenameColumn(String, String),
     /// `RENAME [TO|AS] t`.
@@ -163,6 +167,11 @@ pub enum AlterOp {
     DropPrimaryKey,
     /// `CONVERT TO CHARACTER SET cs`.
     Convert(Charset),
+    /// MariaDB's `ADD SYSTEM VERSIONING`; `true` when the statement gives no `ROW START` column
+    /// of its own, so the implicit `row_start`/`row_end` are added.
+    AddSystemVersioning(bool),
+    /// MariaDB's `DROP SYSTEM VERSIONING` (removes the implicit period columns).
+    DropSystemVersioning,
     /// Anything that does not change the row shape.
     Other,
 }
@@ -434,6 +443,9 @@ fn parse_type(p: &mut P<'_>, c: &mut ColumnDef) {
             Kind::Geometry
         }
         "vector" => Kind::Vector,
+        "inet4" => Kind::Inet4,
+        "inet6" => Kind::Inet6,
+        "uuid" => Kind::Uuid,
         _ => Kind::Unknown,
     };
     if !matches!(
@@ -747,6 +759,12 @@ fn parse_tokens(p: &mut P<'_>) -> Option<Ddl> {
                         c.nullable = false;
                     }
                 }
+                // MariaDB: WITH SYSTEM VERSIONING without period columns of its own adds hidden
+                // row_start/row_end after the others.
+                if with_system_versioning(p.t) && !has_row_start(p.t) {
+                    let keyed = columns.iter().any(|c| c.key);
+                    columns.extend(ColumnDef::system_versioning_columns(keyed));
+                }
                 if has_select {
                     return Some(Ddl::Create {
                         name,
@@ -851,16 +869,165 @@ fn parse_tokens(p: &mut P<'_>) -> Option<Ddl> {
     None
 }
 
+/// A data-changing statement: what a session with `binlog_format=STATEMENT` (or `MIXED`) logs
+/// instead of row events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dml {
+    /// `INSERT`, `REPLACE`, `UPDATE`, `DELETE` or `LOAD DATA`.
+    pub kind: &'static str,
+    /// The tables it may change (for multi-table statements, every table it names), or `None`
+    /// when they could not be told.
+    pub tables: Option<Vec<Name>>,
+}
+
+/// Recognise a data-changing statement (`INSERT`, `REPLACE`, `UPDATE`, `DELETE`, `LOAD DATA`,
+/// also after a `WITH` clause) and the tables it changes.
+pub fn parse_dml(sql: &str) -> Option<Dml> {
+    let toks = tokenize(sql);
+    let mut p = P { t: &toks, i: 0 };
+    let p = &mut p;
+    if p.kw("with") {
+        // WITH [RECURSIVE] name [(cols)] AS (query) [, ...]
+        p.kw("recursive");
+        loop {
+            p.ident()?;
+            if p.peek().is_some_and(|t| t.is_punct('(')) {
+                skip_parens(p);
+            }
+            if !p.kw("as") {
+                return None;
+            }
+            skip_parens(p);
+            if !p.punct(',') {
+                break;
+            }
+        }
+    }
+    let (kind, tables) = if p.kw("insert") || p.kw("replace") {
+        let kind = if p.t[p.i - 1].is_kw("insert") {
+            "INSERT"
+        } else {
+            "REPLACE"
+        };
+        while p.kw("low_priority") || p.kw("delayed") || p.kw("high_priority") || p.kw("ignore") {}
+        p.kw("into");
+        (kind, p.name().map(|n| vec![n]))
+    } else if p.kw("update") {
+        while p.kw("low_priority") || p.kw("ignore") {}
+        ("UPDATE", table_refs(p, &["set"]))
+    } else if p.kw("delete") {
+        // (MariaDB's DELETE HISTORY FROM t removes rows of a system-versioned table too.)
+        while p.kw("low_priority") || p.kw("quick") || p.kw("ignore") || p.kw("history") {}
+        if p.kw("from") {
+            // DELETE FROM t ... | DELETE FROM t1, t2 USING refs
+            (
+                "DELETE",
+                table_refs(
+                    p,
+                    &["using", "where", "order", "limit", "partition", "returning"],
+                ),
+            )
+        } else {
+            // DELETE t1, t2 FROM refs
+            ("DELETE", table_refs(p, &["from"]))
+        }
+    } else if p.kw("load") {
+        if !(p.kw("data") || p.kw("xml")) {
+            return None;
+        }
+        while p.peek().is_some_and(|t| !t.is_kw("into")) {
+            p.i += 1;
+        }
+        let tables = if p.kws(&["into", "table"]) {
+            p.name().map(|n| vec![n])
+        } else {
+            None
+        };
+        ("LOAD DATA", tables)
+    } else {
+        return None;
+    };
+    Some(Dml { kind, tables })
+}
+
+fn skip_parens(p: &mut P<'_>) {
+    if !p.punct('(') {
+        return;
+    }
+    let mut depth = 1;
+    while let Some(t) = p.next() {
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+            if depth == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// The table names of a table reference list (`t1, d.t2 AS x JOIN t3 ON ...`, `t.*`) up to one
+/// of the `stop` keywords at the top level; `None` when a derived table hides what is changed.
+fn table_refs(p: &mut P<'_>, stop: &[&str]) -> Option<Vec<Name>> {
+    let mut out = Vec::new();
+    let mut expect = true;
+    while let Some(t) = p.peek() {
+        if stop.iter().any(|k| t.is_kw(k)) {
+            break;
+        }
+        if t.is_punct('(') {
+            if expect {
+                return None;
+            }
+            skip_parens(p);
+            continue;
+        }
+        if t.is_punct(',') || t.is_kw("join") || t.is_kw("straight_join") {
+            expect = true;
+            p.i += 1;
+            continue;
+        }
+        if expect {
+            // db.t, t, and `t.*` / `db.t.*` in DELETE t.* FROM ...
+            let first = p.ident()?;
+            let mut name = Name {
+                schema: None,
+                table: first,
+            };
+            if p.punct('.') {
+                if p.punct('*') {
+                    out.push(name);
+                    expect = false;
+                    continue;
+                }
+                name = Name {
+                    schema: Some(name.table),
+                    table: p.ident()?,
+                };
+                if p.punct('.') {
+                    p.punct('*');
+                }
+            }
+            out.push(name);
+            expect = false;
+            continue;
+        }
+        p.i += 1;
+    }
+    Some(out)
+}
+
 fn alter_spec(p: &mut P<'_>) -> Vec<AlterOp> {
     let save = p.i;
     if p.kw("add") {
         p.kw("column");
-        p.kws(&["if", "not", "exists"]);
+        let if_not_exists = p.kws(&["if", "not", "exists"]);
         if p.punct('(') {
             // ADD (a INT, b INT): several columns, appended in order.
             let mut out = Vec::new();
             while let Some((c, place)) = column_def(p, None) {
-                out.push(AlterOp::Add(c, place));
+                out.push(AlterOp::Add(c, place, if_not_exists));
                 if !p.punct(',') {
                     break;
                 }
@@ -872,10 +1039,36 @@ fn alter_spec(p: &mut P<'_>) -> Vec<AlterOp> {
     vec![alter_one(p)]
 }
 
+/// Whether the statement says `WITH SYSTEM VERSIONING` (of the table or a column).
+fn with_system_versioning(t: &[Tok]) -> bool {
+    t.windows(3)
+        .any(|w| w[0].is_kw("with") && w[1].is_kw("system") && w[2].is_kw("versioning"))
+}
+
+/// Whether the statement defines a `GENERATED ALWAYS AS ROW START` column.
+fn has_row_start(t: &[Tok]) -> bool {
+    t.windows(2)
+        .any(|w| w[0].is_kw("row") && w[1].is_kw("start"))
+}
+
 fn alter_one(p: &mut P<'_>) -> AlterOp {
+    if p.kws(&["add", "system", "versioning"]) {
+        return AlterOp::AddSystemVersioning(!has_row_start(p.t));
+    }
+    if p.kws(&["drop", "system", "versioning"]) {
+        return AlterOp::DropSystemVersioning;
+    }
     if p.kw("add") {
-        if p.kw("constraint") && !p.peek().is_some_and(|t| t.is_kw("primary")) {
-            p.ident();
+        if p.kw("constraint") {
+            p.kws(&["if", "not", "exists"]);
+            let kind_follows = p.peek().is_some_and(|t| {
+                ["primary", "unique", "foreign", "check"]
+                    .iter()
+                    .any(|k| t.is_kw(k))
+            });
+            if !kind_follows {
+                p.ident();
+            }
         }
         if p.kws(&["primary", "key"]) {
             while p.kw("using") {
@@ -904,9 +1097,9 @@ fn alter_one(p: &mut P<'_>) -> AlterOp {
             return AlterOp::Other;
         }
         p.kw("column");
-        p.kws(&["if", "not", "exists"]);
+        let if_not_exists = p.kws(&["if", "not", "exists"]);
         return match column_def(p, None) {
-            Some((c, place)) => AlterOp::Add(c, place),
+            Some((c, place)) => AlterOp::Add(c, place, if_not_exists),
             None => AlterOp::Other,
         };
     }
@@ -932,25 +1125,28 @@ fn alter_one(p: &mut P<'_>) -> AlterOp {
             return AlterOp::Other;
         }
         p.kw("column");
-        p.kws(&["if", "exists"]);
-        return p.ident().map(AlterOp::Drop).unwrap_or(AlterOp::Other);
+        let if_exists = p.kws(&["if", "exists"]);
+        return p
+            .ident()
+            .map(|c| AlterOp::Drop(c, if_exists))
+            .unwrap_or(AlterOp::Other);
     }
     if p.kw("modify") {
         p.kw("column");
-        p.kws(&["if", "exists"]);
+        let if_exists = p.kws(&["if", "exists"]);
         return match column_def(p, None) {
-            Some((c, place)) => AlterOp::Modify(c, place),
+            Some((c, place)) => AlterOp::Modify(c, place, if_exists),
             None => AlterOp::Other,
         };
     }
     if p.kw("change") {
         p.kw("column");
-        p.kws(&["if", "exists"]);
+        let if_exists = p.kws(&["if", "exists"]);
         let Some(old) = p.ident() else {
             return AlterOp::Other;
         };
         return match column_def(p, None) {
-            Some((c, place)) => AlterOp::Change(old, c, place),
+            Some((c, place)) => AlterOp::Change(old, c, place, if_exists),
             None => AlterOp::Other,
         };
     }
@@ -1111,7 +1307,11 @@ impl SchemaTracker {
 
 fn place_column(def: &mut TableDef, c: ColumnDef, place: Option<&Place>) -> bool {
     match place {
-        None => def.columns.push(c),
+        // Before the hidden period columns of a system-versioned table, which stay last.
+        None => match def.columns.iter().position(|c| c.hidden) {
+            Some(i) => def.columns.insert(i, c),
+            None => def.columns.push(c),
+        },
         Some(Place::First) => def.columns.insert(0, c),
         Some(Place::After(a)) => match def.index_of(a) {
             Some(i) => def.columns.insert(i + 1, c),
@@ -1123,7 +1323,8 @@ fn place_column(def: &mut TableDef, c: ColumnDef, place: Option<&Place>) -> bool
 
 fn apply_alter(def: &mut TableDef, op: &AlterOp) -> bool {
     match op {
-        AlterOp::Add(c, place) => {
+        AlterOp::Add(c, _, true) if def.index_of(&c.name).is_some() => true,
+        AlterOp::Add(c, place, _) => {
             let c = c.clone();
             if c.key {
                 for k in def.columns.iter_mut() {
@@ -1132,20 +1333,20 @@ fn apply_alter(def: &mut TableDef, op: &AlterOp) -> bool {
             }
             place_column(def, c, place.as_ref())
         }
-        AlterOp::Drop(name) => match def.index_of(name) {
+        AlterOp::Drop(name, if_exists) => match def.index_of(name) {
             Some(i) => {
                 def.columns.remove(i);
                 true
             }
-            None => false,
+            None => *if_exists,
         },
-        AlterOp::Modify(c, place) | AlterOp::Change(_, c, place) => {
+        AlterOp::Modify(c, place, if_exists) | AlterOp::Change(_, c, place, if_exists) => {
             let old = match op {
-                AlterOp::Change(old, _, _) => old.as_str(),
+                AlterOp::Change(old, ..) => old.as_str(),
                 _ => &*c.name,
             };
             let Some(i) = def.index_of(old) else {
-                return false;
+                return *if_exists;
             };
             let prev = def.columns.remove(i);
             let mut c = c.clone();
@@ -1189,6 +1390,20 @@ fn apply_alter(def: &mut TableDef, op: &AlterOp) -> bool {
                 }
             }
             true
+        }
+        AlterOp::AddSystemVersioning(implicit) => {
+            if *implicit && !def.columns.iter().any(|c| c.hidden) {
+                let keyed = def.columns.iter().any(|c| c.key);
+                def.columns
+                    .extend(ColumnDef::system_versioning_columns(keyed));
+            }
+            true
+        }
+        AlterOp::DropSystemVersioning => {
+            let before = def.columns.len();
+            def.columns.retain(|c| !c.hidden);
+            // Explicit period columns: what happens to them is not followed.
+            def.columns.len() < before
         }
         AlterOp::Rename(_) | AlterOp::Other => true,
     }
@@ -1276,6 +1491,135 @@ mod tests {
     }
 
     #[test]
+    fn if_exists_and_if_not_exists_specifications_change_nothing_when_they_do_not_apply() {
+        // GIVEN a tracked table (id, a)
+        let mut t = SchemaTracker::new();
+        t.apply("create table t (id int primary key, a int)", "d");
+        // WHEN idempotent specifications that do not apply are run
+        for sql in [
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS a INT",
+            "alter table t add if not exists (a int, id bigint)",
+            "ALTER TABLE t DROP COLUMN IF EXISTS zz",
+            "ALTER TABLE t DROP IF EXISTS zz, ADD INDEX IF NOT EXISTS i (a)",
+            "ALTER TABLE t MODIFY COLUMN IF EXISTS zz BIGINT",
+            "ALTER TABLE t CHANGE COLUMN IF EXISTS zz yy BIGINT",
+            "ALTER TABLE t ADD CONSTRAINT IF NOT EXISTS c CHECK (a > 0)",
+            "ALTER TABLE t ADD KEY IF NOT EXISTS k (a), DROP INDEX IF EXISTS nope",
+        ] {
+            t.apply(sql, "d");
+            // THEN the table keeps its shape
+            assert_eq!(names(&t, "d", "t"), ["id", "a"], "{sql}");
+        }
+        // AND when they apply, they apply
+        t.apply("ALTER TABLE t ADD COLUMN IF NOT EXISTS b INT FIRST", "d");
+        assert_eq!(names(&t, "d", "t"), ["b", "id", "a"]);
+        t.apply("ALTER TABLE t CHANGE COLUMN IF EXISTS b c BIGINT", "d");
+        assert_eq!(names(&t, "d", "t"), ["c", "id", "a"]);
+        t.apply("ALTER TABLE t DROP COLUMN IF EXISTS c", "d");
+        assert_eq!(names(&t, "d", "t"), ["id", "a"]);
+        // AND without IF EXISTS, a missing column still means the tracker lost track
+        t.apply("ALTER TABLE t DROP COLUMN zz", "d");
+        assert!(matches!(t.get("d", "t"), Some(TableState::Unknown(_))));
+    }
+
+    #[test]
+    fn system_versioned_tables_keep_their_hidden_period_columns_last() {
+        // GIVEN a table created WITH SYSTEM VERSIONING (implicit row_start/row_end)
+        let mut t = SchemaTracker::new();
+        t.apply(
+            "CREATE TABLE sv (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING",
+            "d",
+        );
+        assert_eq!(names(&t, "d", "sv"), ["id", "v", "row_start", "row_end"]);
+        // WHEN a column is added THEN it goes before them, as the server stores it
+        t.apply("ALTER TABLE sv ADD COLUMN w INT", "d");
+        assert_eq!(
+            names(&t, "d", "sv"),
+            ["id", "v", "w", "row_start", "row_end"]
+        );
+        // AND versioning can be dropped and added again
+        t.apply("ALTER TABLE sv DROP SYSTEM VERSIONING", "d");
+        assert_eq!(names(&t, "d", "sv"), ["id", "v", "w"]);
+        t.apply("ALTER TABLE sv ADD SYSTEM VERSIONING", "d");
+        assert_eq!(
+            names(&t, "d", "sv"),
+            ["id", "v", "w", "row_start", "row_end"]
+        );
+        // AND explicit period columns are ordinary columns
+        t.apply(
+            "CREATE TABLE e (id INT, s TIMESTAMP(6) GENERATED ALWAYS AS ROW START, \
+             e TIMESTAMP(6) GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME(s, e)) \
+             WITH SYSTEM VERSIONING",
+            "d",
+        );
+        assert_eq!(names(&t, "d", "e"), ["id", "s", "e"]);
+    }
+
+    #[test]
+    fn data_changing_statements_and_their_tables() {
+        let n = |s: Option<&str>, t: &str| Name {
+            schema: s.map(str::to_string),
+            table: t.to_string(),
+        };
+        let dml = |sql: &str| parse_dml(sql).unwrap_or_else(|| panic!("{sql}"));
+        assert_eq!(
+            dml("INSERT INTO t VALUES (1)"),
+            Dml {
+                kind: "INSERT",
+                tables: Some(vec![n(None, "t")])
+            }
+        );
+        assert_eq!(
+            dml("/* app */ insert ignore `d`.`t` (a) select 1").tables,
+            Some(vec![n(Some("d"), "t")])
+        );
+        assert_eq!(dml("REPLACE t SET a = 1").kind, "REPLACE");
+        assert_eq!(
+            dml("UPDATE t1 AS a JOIN d.t2 b ON a.x = b.x LEFT JOIN t3 USING (x) SET a.y = 1")
+                .tables,
+            Some(vec![n(None, "t1"), n(Some("d"), "t2"), n(None, "t3")])
+        );
+        assert_eq!(
+            dml("DELETE FROM t WHERE a = 1").tables,
+            Some(vec![n(None, "t")])
+        );
+        assert_eq!(
+            dml("DELETE t1.*, t2 FROM t1 JOIN t2 WHERE 1").tables,
+            Some(vec![n(None, "t1"), n(None, "t2")])
+        );
+        assert_eq!(
+            dml("DELETE HISTORY FROM d.t BEFORE SYSTEM_TIME NOW()").tables,
+            Some(vec![n(Some("d"), "t")])
+        );
+        assert_eq!(
+            dml("DELETE FROM t1, t2 USING t1 JOIN t2").tables,
+            Some(vec![n(None, "t1"), n(None, "t2")])
+        );
+        assert_eq!(
+            dml("LOAD DATA LOCAL INFILE 'x.csv' REPLACE INTO TABLE d.t FIELDS TERMINATED BY ','"),
+            Dml {
+                kind: "LOAD DATA",
+                tables: Some(vec![n(Some("d"), "t")])
+            }
+        );
+        assert_eq!(
+            dml("WITH RECURSIVE s (n) AS (SELECT 1) INSERT INTO t SELECT n FROM s").tables,
+            Some(vec![n(None, "t")])
+        );
+        assert_eq!(dml("UPDATE (SELECT 1) x SET a = 1").tables, None);
+        for other in [
+            "BEGIN",
+            "SAVEPOINT s",
+            "TRUNCATE t",
+            "SELECT 1",
+            "GRANT ALL ON *.* TO x",
+            "CREATE TABLE t (a int)",
+        ] {
+            assert_eq!(parse_dml(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn column_types_from_information_schema() {
         let c = parse_column_type("bigint(20) unsigned zerofill");
         assert_eq!(c.type_name(), "bigint unsigned");
@@ -1288,6 +1632,10 @@ mod tests {
         assert_eq!(parse_column_type("bit(1)").type_name(), "bit(1)");
         assert_eq!(parse_column_type("time(6)").type_name(), "time(6)");
         assert_eq!(parse_column_type("point").type_name(), "point");
+        for t in ["inet4", "inet6", "uuid"] {
+            let c = parse_column_type(t);
+            assert_eq!((c.type_name().as_str(), c.charset.is_none()), (t, true));
+        }
     }
 
     #[test]

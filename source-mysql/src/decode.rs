@@ -238,6 +238,80 @@ fn set_value(def: &ColumnDef, bits: u64) -> Value {
     Value::Text(out)
 }
 
+/// MariaDB's INET4, INET6 and UUID from their binlog bytes (logged like BINARY(n), without
+/// trailing zero bytes), in the text form the server prints.
+fn fixed_binary_text(kind: Kind, raw: &[u8]) -> Value {
+    use std::fmt::Write as _;
+    let n = match kind {
+        Kind::Inet4 => 4,
+        _ => 16,
+    };
+    let mut b = [0u8; 16];
+    let len = raw.len().min(n);
+    b[..len].copy_from_slice(&raw[..len]);
+    let b = &b[..n];
+    let mut out = String::with_capacity(39);
+    match kind {
+        Kind::Inet4 => {
+            let _ = write!(out, "{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+        }
+        Kind::Uuid => {
+            // The binlog carries the in-memory (RFC 4122 byte order) form.
+            for (i, x) in b.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    out.push('-');
+                }
+                let _ = write!(out, "{x:02x}");
+            }
+        }
+        _ => {
+            // MariaDB's Inet6::to_string: the first longest run of zero groups (even one) is
+            // `::`; IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) addresses end
+            // in dotted form.
+            let w: Vec<u16> = b
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            let (mut gap_pos, mut gap_len) = (usize::MAX, 0);
+            let mut i = 0;
+            while i < 8 {
+                if w[i] == 0 {
+                    let start = i;
+                    while i < 8 && w[i] == 0 {
+                        i += 1;
+                    }
+                    if i - start > gap_len {
+                        (gap_pos, gap_len) = (start, i - start);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let mut i = 0;
+            while i < 8 {
+                if i == gap_pos {
+                    if i == 0 {
+                        out.push(':');
+                    }
+                    out.push(':');
+                    i += gap_len;
+                    continue;
+                }
+                if i == 6 && gap_pos == 0 && (gap_len == 6 || (gap_len == 5 && w[5] == 0xffff)) {
+                    let _ = write!(out, "{}.{}.{}.{}", b[12], b[13], b[14], b[15]);
+                    break;
+                }
+                let _ = write!(out, "{:x}", w[i]);
+                if i + 1 != 8 {
+                    out.push(':');
+                }
+                i += 1;
+            }
+        }
+    }
+    Value::Text(out)
+}
+
 /// Strip the 4-byte SRID MySQL stores before the WKB of a geometry.
 fn geometry_value(bytes: &[u8]) -> Value {
     Value::Bytes(bytes.get(4..).unwrap_or(&[]).to_vec())
@@ -422,6 +496,9 @@ pub fn decode_binlog_value(col: &ColumnPlan, b: &mut Buf<'_>) -> Result<Value> {
                 b.u16()? as usize
             };
             let raw = b.take(len)?;
+            if matches!(def.kind, Kind::Inet4 | Kind::Inet6 | Kind::Uuid) {
+                return Ok(fixed_binary_text(def.kind, raw));
+            }
             if def.is_binary() && (max as usize) > len {
                 // BINARY(n) is logged without its trailing zero bytes; the column holds them.
                 let mut v = raw.to_vec();
@@ -506,6 +583,26 @@ pub fn minify_json(raw: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// A DECIMAL's text without the zero padding of ZEROFILL columns (`00000012.50` → `12.50`),
+/// sign and scale kept: the form the binlog decoding gives.
+pub fn decimal_without_padding(text: &str) -> std::borrow::Cow<'_, str> {
+    let (sign, body) = match text.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", text),
+    };
+    let b = body.as_bytes();
+    if b.first() != Some(&b'0') || !b.get(1).is_some_and(u8::is_ascii_digit) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let digits = body.trim_start_matches('0');
+    let zero = if digits.starts_with(|c: char| c.is_ascii_digit()) {
+        ""
+    } else {
+        "0"
+    };
+    std::borrow::Cow::Owned(format!("{sign}{zero}{digits}"))
+}
+
 fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
     s.trim()
         .parse()
@@ -553,6 +650,28 @@ pub fn parse_datetime_text(s: &str) -> Result<Option<i64>> {
     Ok(datetime_micros(y, m, d, 0, 0, 0, us))
 }
 
+/// [`decode_text_value`] of a value the caller owns: text and binary strings keep its buffer
+/// instead of copying it (the snapshot's bulk of bytes).
+pub fn decode_text_value_owned(def: &ColumnDef, raw: Vec<u8>) -> Result<Value> {
+    match def.kind {
+        Kind::Char
+        | Kind::VarChar
+        | Kind::TinyText
+        | Kind::Text
+        | Kind::MediumText
+        | Kind::LongText => Ok(if def.is_binary() {
+            Value::Bytes(raw)
+        } else {
+            Value::Text(match String::from_utf8(raw) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })
+        }),
+        Kind::Vector | Kind::Unknown => Ok(Value::Bytes(raw)),
+        _ => decode_text_value(def, &raw),
+    }
+}
+
 /// Decode one non-null value from the text protocol (session `time_zone='+00:00'`, `NAMES
 /// utf8mb4`), as the snapshot reads it.
 pub fn decode_text_value(def: &ColumnDef, raw: &[u8]) -> Result<Value> {
@@ -563,9 +682,11 @@ pub fn decode_text_value(def: &ColumnDef, raw: &[u8]) -> Result<Value> {
         }
         Kind::BigInt if def.unsigned => Value::UInt(parse_num(text()?, "integer")?),
         Kind::BigInt => Value::Int(parse_num(text()?, "integer")?),
-        Kind::Float => Value::Float32(parse_num(text()?, "float")?),
+        // The snapshot selects FLOAT as DOUBLE (the text protocol prints FLOAT with 6 significant
+        // digits): the double is the float exactly, so narrowing gives the stored value.
+        Kind::Float => Value::Float32(parse_num::<f64>(text()?, "float")? as f32),
         Kind::Double => Value::Float64(parse_num(text()?, "double")?),
-        Kind::Decimal => Value::Decimal(text()?.into()),
+        Kind::Decimal => Value::Decimal(decimal_without_padding(text()?).into()),
         Kind::Bit => {
             if def.length == 1 {
                 Value::Bool(raw.last().is_some_and(|b| b & 1 != 0))
@@ -593,6 +714,8 @@ pub fn decode_text_value(def: &ColumnDef, raw: &[u8]) -> Result<Value> {
         Kind::Geometry => geometry_value(raw),
         Kind::Enum | Kind::Set => Value::Text(text()?.to_string()),
         Kind::Vector | Kind::Unknown => Value::Bytes(raw.to_vec()),
+        // The server's text form, which the binlog path reproduces.
+        Kind::Inet4 | Kind::Inet6 | Kind::Uuid => Value::Text(text()?.to_string()),
         Kind::Char
         | Kind::VarChar
         | Kind::TinyText
@@ -615,6 +738,28 @@ pub fn decode_text_value(def: &ColumnDef, raw: &[u8]) -> Result<Value> {
 mod tests {
     use super::*;
     use crate::schema::Charset;
+
+    #[test]
+    fn owned_text_values_decode_as_borrowed_ones() {
+        let mut bin = ColumnDef::new("b", Kind::VarChar);
+        bin.charset = Some(Charset::binary());
+        let cases: Vec<(ColumnDef, &[u8])> = vec![
+            (ColumnDef::new("t", Kind::VarChar), b"h\xc3\xa9llo"),
+            (ColumnDef::new("t", Kind::Text), b"bad \xff utf-8"),
+            (bin, b"\x00\x01"),
+            (ColumnDef::new("d", Kind::Decimal), b"-012.50"),
+            (ColumnDef::new("i", Kind::BigInt), b"42"),
+            (ColumnDef::new("u", Kind::Unknown), b"raw"),
+        ];
+        for (def, raw) in cases {
+            assert_eq!(
+                decode_text_value_owned(&def, raw.to_vec()).unwrap(),
+                decode_text_value(&def, raw).unwrap(),
+                "{:?}",
+                def.kind
+            );
+        }
+    }
 
     fn plan(kind: Kind, t: u8, meta: u16) -> ColumnPlan {
         ColumnPlan {
@@ -752,6 +897,43 @@ mod tests {
     }
 
     #[test]
+    fn mariadb_inet_and_uuid_print_as_the_server_does() {
+        let text = |kind, hex: &str| {
+            let raw: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            match fixed_binary_text(kind, &raw) {
+                Value::Text(t) => t,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(text(Kind::Inet4, "c0a80001"), "192.168.0.1");
+        assert_eq!(text(Kind::Inet4, ""), "0.0.0.0");
+        for (hex, want) in [
+            ("20010db8000000000000000000000001", "2001:db8::1"),
+            ("", "::"),
+            ("00000000000000000000000000000001", "::1"),
+            ("00000000000000000000ffff01020304", "::ffff:1.2.3.4"),
+            ("00000000000000000000000001020304", "::1.2.3.4"),
+            ("00010000000000010000000000000001", "1:0:0:1::1"),
+            ("00010000000100000001000000010000", "1::1:0:1:0:1:0"),
+            ("00010000000000000000000000000000", "1::"),
+            (
+                "fe800000000000000202b3fffe1e8329",
+                "fe80::202:b3ff:fe1e:8329",
+            ),
+        ] {
+            assert_eq!(text(Kind::Inet6, hex), want, "{hex}");
+        }
+        assert_eq!(
+            text(Kind::Uuid, "123e4567e89b12d3a456426614174000"),
+            "123e4567-e89b-12d3-a456-426614174000"
+        );
+        assert_eq!(text(Kind::Uuid, ""), "00000000-0000-0000-0000-000000000000");
+    }
+
+    #[test]
     fn text_protocol_values_match_binlog_values() {
         let mut t = ColumnDef::new("t", Kind::Time);
         t.scale = 6;
@@ -767,6 +949,34 @@ mod tests {
         assert_eq!(
             decode_text_value(&d, b"0000-00-00 00:00:00").unwrap(),
             Value::Null
+        );
+        // ZEROFILL padding is not part of a DECIMAL's value; FLOAT comes as its exact double
+        let mut dz = ColumnDef::new("dz", Kind::Decimal);
+        dz.length = 10;
+        dz.scale = 2;
+        for (text, want) in [
+            ("00000012.50", "12.50"),
+            ("00000000.00", "0.00"),
+            ("0.50", "0.50"),
+            ("-0.50", "-0.50"),
+            ("-012.5", "-12.5"),
+            ("0000", "0"),
+            ("120", "120"),
+        ] {
+            assert_eq!(
+                decode_text_value(&dz, text.as_bytes()).unwrap(),
+                Value::Decimal(want.into()),
+                "{text}"
+            );
+        }
+        let f = ColumnDef::new("f", Kind::Float);
+        assert_eq!(
+            decode_text_value(&f, b"0.12345679104328156").unwrap(),
+            Value::Float32(0.123_456_79)
+        );
+        assert_eq!(
+            decode_text_value(&f, b"16777216").unwrap(),
+            Value::Float32(16_777_216.0)
         );
         let j = ColumnDef::new("j", Kind::Json);
         assert_eq!(

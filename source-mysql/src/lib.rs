@@ -18,7 +18,8 @@
 //!   ([`ddl`]) that applies each DDL statement at its binlog position.
 //! - **Positions** ([`position`]): binlog file and offset of the transaction, the executed GTID
 //!   set, and a count of events already delivered inside a transaction; checkpoints fall on
-//!   transaction ends unless a transaction outgrows a batch.
+//!   transaction ends unless a transaction outgrows a batch, and stay before the prepared part
+//!   of an XA transaction until it is resolved (its changes are held until `XA COMMIT`).
 //! - **Snapshot** ([`snapshot`]): consistent with the stream, lock-free on MariaDB.
 //! - **Checks** ([`checks`]) for `cdc check`.
 //!

@@ -2,7 +2,7 @@
 //! checksum verification and a liveness timeout fed by server heartbeats), and turning them into
 //! change events in transaction order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use crate::binlog::{
     column_type as ct, event_type as et, is_character, parse_maria_gtid_list, real_type,
     string_real_type, Buf, MariaGtidEvent, MySqlGtidEvent, QueryEvent, RotateEvent, RowsEvent,
-    RowsKind, TableMapEvent, LOG_EVENT_ARTIFICIAL_F,
+    RowsKind, TableMapEvent, XaPrepareEvent, Xid, LOG_EVENT_ARTIFICIAL_F,
 };
 use crate::config::{Settings, TableFilter};
 use crate::ddl::{Ddl, Name, SchemaTracker, TableState};
@@ -356,6 +356,90 @@ struct Txn {
     pos_suffix: String,
     /// The order of the last event delivered (not skipped), if any.
     delivered: Option<u64>,
+    /// Set in the prepared part of an XA transaction: its captured changes are held here, not
+    /// delivered, until its `XA COMMIT` (or dropped at its `XA ROLLBACK`).
+    hold: Option<Hold>,
+}
+
+/// The captured changes of an XA transaction's prepared part, while it is read.
+#[derive(Debug, Default)]
+struct Hold {
+    /// From `XA START` or MariaDB's GTID event; the `XA_PREPARE` event has it too.
+    xid: Option<Xid>,
+    changes: Vec<HeldChange>,
+    bytes: usize,
+}
+
+/// A change held for an XA transaction, without the position and transaction fields it gets when
+/// it is delivered (those of its `XA COMMIT`).
+#[derive(Debug)]
+struct HeldChange {
+    op: Op,
+    table: Option<Arc<TableSchema>>,
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+    row_in_event: u64,
+    message: Option<LogicalMessage>,
+}
+
+impl HeldChange {
+    fn estimated_size(&self) -> usize {
+        let row = |r: &Option<Vec<Value>>| {
+            r.as_ref()
+                .map_or(0, |r| r.iter().map(Value::estimated_size).sum::<usize>())
+        };
+        std::mem::size_of::<HeldChange>()
+            + row(&self.before)
+            + row(&self.after)
+            + self.message.as_ref().map_or(0, |m| m.content.len())
+    }
+}
+
+/// An XA transaction prepared (its part in the binlog read) but not yet committed or rolled back.
+#[derive(Debug)]
+struct PreparedXa {
+    xid: Xid,
+    /// The position before its prepared part: checkpoints stay at or before it until it is
+    /// resolved, so that a restart reads the prepared part again.
+    before: BinlogPosition,
+    changes: Vec<HeldChange>,
+    bytes: usize,
+}
+
+/// `XA <verb> ...` statements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum XaVerb {
+    Start,
+    End,
+    Prepare,
+    Commit,
+    Rollback,
+}
+
+/// The verb of an `XA ...` statement and the text after it (the XID and options).
+fn xa_statement(sql: &str) -> Option<(XaVerb, &str)> {
+    let b = sql.as_bytes();
+    if b.len() < 3 || !b[..2].eq_ignore_ascii_case(b"XA") || !b[2].is_ascii_whitespace() {
+        return None;
+    }
+    let rest = sql[2..].trim_start();
+    for (word, verb) in [
+        ("START", XaVerb::Start),
+        ("BEGIN", XaVerb::Start),
+        ("END", XaVerb::End),
+        ("PREPARE", XaVerb::Prepare),
+        ("COMMIT", XaVerb::Commit),
+        ("ROLLBACK", XaVerb::Rollback),
+    ] {
+        let rb = rest.as_bytes();
+        if rb.len() > word.len()
+            && rb[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+            && rb[word.len()].is_ascii_whitespace()
+        {
+            return Some((verb, &rest[word.len()..]));
+        }
+    }
+    None
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -390,6 +474,19 @@ pub struct Decoder {
     pub server_checksums: bool,
     /// A reused buffer for event positions.
     pos_buf: String,
+    /// XA transactions prepared and not yet resolved, in binlog order, with their held changes.
+    prepared: Vec<PreparedXa>,
+    /// XA transactions prepared without captured changes (so that their commit is expected).
+    prepared_empty: HashSet<Xid>,
+    /// Bytes held for XA transactions (prepared ones and the one being read).
+    held_bytes: usize,
+    /// The most bytes held for XA transactions (`max_xa_held_bytes`); past it, an error.
+    pub max_xa_held_bytes: usize,
+    /// Set when an `XA COMMIT` delivered held changes: the position before the prepared part,
+    /// the checkpoint while those changes wait to be delivered.
+    released_floor: Option<BinlogPosition>,
+    /// Where this decoder started.
+    start: BinlogPosition,
 }
 
 impl Decoder {
@@ -426,7 +523,26 @@ impl Decoder {
             used_tracker: false,
             server_checksums: true,
             pos_buf: String::with_capacity(96),
+            prepared: Vec::new(),
+            prepared_empty: HashSet::new(),
+            held_bytes: 0,
+            max_xa_held_bytes: crate::config::DEFAULT_MAX_XA_HELD_BYTES,
+            released_floor: None,
+            start: from.clone(),
         })
+    }
+
+    /// While an XA transaction is prepared but not resolved: the position before its prepared
+    /// part (the earliest such), which checkpoints must not pass.
+    pub fn xa_floor(&self) -> Option<&BinlogPosition> {
+        self.prepared.first().map(|p| &p.before)
+    }
+
+    /// The position before the prepared part of the XA transactions whose `XA COMMIT` delivered
+    /// held changes since the last call (the earliest such): a checkpoint while those changes
+    /// are not all delivered must not pass it.
+    pub fn take_released_floor(&mut self) -> Option<BinlogPosition> {
+        self.released_floor.take()
     }
 
     /// Where a restart would resume now: after the last delivered event.
@@ -527,6 +643,13 @@ impl Decoder {
                 // A MariaDB GTID event stands for BEGIN unless the group is standalone (DDL).
                 if let Some(txn) = &mut self.txn {
                     txn.began = !g.standalone() && self.flavor == Flavor::MariaDb;
+                    if g.prepared_xa() {
+                        // The prepared part of an XA transaction (10.5+): hold its changes.
+                        txn.hold = Some(Hold {
+                            xid: g.xid,
+                            ..Hold::default()
+                        });
+                    }
                 }
             }
             et::GTID | et::ANONYMOUS_GTID => {
@@ -562,7 +685,18 @@ impl Decoder {
                 let q = QueryEvent::parse(data, t == et::MARIA_QUERY_COMPRESSED)?;
                 self.on_query(q, prev_pos, ts_us, h.server_id(), out)?;
             }
-            et::XID | et::XA_PREPARE => self.commit(),
+            et::EXECUTE_LOAD_QUERY => {
+                // LOAD DATA in statement format: its rows are not in the binlog.
+                let q = QueryEvent::parse_execute_load(data)?;
+                if let Some(e) = self.statement_change_error(q.query.trim(), &q.schema, prev_pos) {
+                    return Err(e);
+                }
+            }
+            et::XID => self.end_txn(out),
+            et::XA_PREPARE => {
+                let x = XaPrepareEvent::parse(data)?;
+                self.on_xa_prepare(Some(x.xid), x.one_phase, out)?;
+            }
             et::TABLE_MAP => self.on_table_map(data)?,
             _ if RowsEvent::kind_of(t).is_some() => self.on_rows(t, data, out)?,
             _ => {}
@@ -580,6 +714,19 @@ impl Decoder {
         standalone: bool,
     ) -> Result<()> {
         if let Some(open) = &self.txn {
+            if let Some(hold) = open.hold.as_ref().filter(|h| !h.changes.is_empty()) {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the XA transaction {} that started at {}:{} ended without XA PREPARE",
+                        hold.xid
+                            .as_ref()
+                            .map_or("(unknown XID)".to_string(), Xid::to_string),
+                        self.file,
+                        open.start_pos
+                    ),
+                ));
+            }
             warn!(txn = %open.id, "a transaction started before the previous one ended; closing it");
             self.commit();
         }
@@ -605,8 +752,201 @@ impl Decoder {
             order: 0,
             skip,
             table_orders: Vec::new(),
+            hold: None,
         });
         Ok(())
+    }
+
+    /// End the open transaction at its commit: changes still held (an XA transaction whose group
+    /// ended without `XA PREPARE`) are delivered.
+    fn end_txn(&mut self, out: &mut Vec<ChangeEvent>) {
+        if let Some(hold) = self.txn.as_mut().and_then(|t| t.hold.take()) {
+            self.held_bytes -= hold.bytes;
+            self.release(hold.changes, out);
+        }
+        self.commit();
+    }
+
+    /// Deliver held changes as events of the open transaction.
+    fn release(&mut self, changes: Vec<HeldChange>, out: &mut Vec<ChangeEvent>) {
+        for c in changes {
+            self.emit(
+                out,
+                c.op,
+                c.table,
+                c.before,
+                c.after,
+                c.row_in_event,
+                c.message,
+            );
+        }
+    }
+
+    /// The end of an XA transaction's prepared part (`XA_PREPARE` event): keep its changes until
+    /// its `XA COMMIT`, or deliver them now for `XA COMMIT ... ONE PHASE`.
+    fn on_xa_prepare(
+        &mut self,
+        xid: Option<Xid>,
+        one_phase: bool,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<()> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let Some(hold) = txn.hold.take() else {
+            self.commit();
+            return Ok(());
+        };
+        self.held_bytes -= hold.bytes;
+        if one_phase {
+            self.release(hold.changes, out);
+            self.commit();
+            return Ok(());
+        }
+        let Some(xid) = xid.or(hold.xid) else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "cannot tell the XID of the XA transaction prepared at {}:{}",
+                    self.file, txn.start_pos
+                ),
+            ));
+        };
+        if hold.changes.is_empty() {
+            if self.prepared_empty.len() >= 65_536 {
+                self.prepared_empty.clear();
+            }
+            self.prepared_empty.insert(xid);
+        } else {
+            let before = BinlogPosition {
+                file: self.file.to_string(),
+                pos: txn.start_pos,
+                row: 0,
+                gtids: txn.gtids_before.as_deref().map(str::to_string),
+                snapshot: false,
+            };
+            debug!(xid = %xid, changes = hold.changes.len(), at = %before,
+                "holding the changes of a prepared XA transaction until it is committed");
+            self.held_bytes += hold.bytes;
+            self.prepared.push(PreparedXa {
+                xid,
+                before,
+                changes: hold.changes,
+                bytes: hold.bytes,
+            });
+        }
+        self.commit();
+        Ok(())
+    }
+
+    /// `XA COMMIT` or `XA ROLLBACK` of a prepared transaction (its own event group): deliver its
+    /// held changes as this group's events, or drop them.
+    #[allow(clippy::too_many_arguments)]
+    fn on_xa_resolve(
+        &mut self,
+        commit: bool,
+        rest: &str,
+        prev_pos: u64,
+        ts_us: i64,
+        server_id: u32,
+        thread: u32,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<()> {
+        let xid = Xid::parse_sql(rest);
+        let one_phase = commit && rest.trim_end().to_ascii_uppercase().ends_with("ONE PHASE");
+        // `XA COMMIT ... ONE PHASE` (or a completion) of the transaction open here.
+        if let Some(txn) = self.txn.as_mut() {
+            let own = txn
+                .hold
+                .as_ref()
+                .is_some_and(|h| one_phase || (xid.is_some() && h.xid == xid));
+            if own {
+                txn.thread = Some(thread);
+                if commit {
+                    self.end_txn(out);
+                } else {
+                    let hold = txn.hold.take().unwrap_or_default();
+                    self.held_bytes -= hold.bytes;
+                    self.commit();
+                }
+                return Ok(());
+            }
+        }
+        if self.txn.is_none() {
+            let id: Arc<str> = format!("{}:{}", self.file, prev_pos).into();
+            self.begin(prev_pos, id, None, ts_us, server_id, true)?;
+        }
+        if let Some(txn) = &mut self.txn {
+            txn.thread = Some(thread);
+        }
+        let found = xid
+            .as_ref()
+            .and_then(|x| self.prepared.iter().position(|p| p.xid == *x));
+        match found {
+            Some(i) => {
+                let group = self.prepared.remove(i);
+                self.held_bytes -= group.bytes;
+                debug!(xid = %group.xid, commit, changes = group.changes.len(),
+                    "a prepared XA transaction was resolved");
+                if commit {
+                    self.released_floor = Some(match self.released_floor.take() {
+                        Some(f) if f < group.before => f,
+                        _ => group.before,
+                    });
+                    self.release(group.changes, out);
+                }
+            }
+            None => {
+                let known = xid.as_ref().is_some_and(|x| self.prepared_empty.remove(x));
+                if commit && !known {
+                    warn!(
+                        xid = %xid.as_ref().map_or_else(|| rest.trim().to_string(), Xid::to_string),
+                        at = %format!("{}:{prev_pos}", self.file),
+                        start = %self.start,
+                        "XA COMMIT of a transaction prepared before the position this stream \
+                         started from: its changes to captured tables, if any, are not in the \
+                         stream (unless they were delivered before a restart)"
+                    );
+                }
+            }
+        }
+        self.commit();
+        Ok(())
+    }
+
+    /// The error when held XA changes outgrow `max_xa_held_bytes`.
+    fn held_error(&self) -> Error {
+        let (xid, at) = match self
+            .txn
+            .as_ref()
+            .and_then(|t| t.hold.as_ref().map(|h| (t, h)))
+        {
+            Some((t, h)) => (
+                h.xid
+                    .as_ref()
+                    .map_or("(unknown XID)".to_string(), Xid::to_string),
+                format!("{}:{}", self.file, t.start_pos),
+            ),
+            None => match self.prepared.iter().max_by_key(|p| p.bytes) {
+                Some(p) => (p.xid.to_string(), p.before.to_string()),
+                None => ("(none)".to_string(), String::new()),
+            },
+        };
+        Error::new(
+            ErrorKind::Data,
+            format!(
+                "the XA transaction {xid} (prepared part at {at}) is not committed or rolled back \
+                 yet and the captured changes held for prepared XA transactions ({} in all) \
+                 passed {} bytes",
+                self.prepared.len()
+                    + usize::from(self.txn.as_ref().is_some_and(|t| t.hold.is_some())),
+                self.max_xa_held_bytes
+            ),
+        )
+        .with_hint(
+            "raise source.max_xa_held_bytes, or resolve the prepared transaction (XA RECOVER \
+             lists them; XA COMMIT or XA ROLLBACK it)",
+        )
     }
 
     fn commit(&mut self) {
@@ -636,7 +976,8 @@ impl Decoder {
         out: &mut Vec<ChangeEvent>,
     ) -> Result<()> {
         let sql = q.query.trim();
-        if sql.eq_ignore_ascii_case("BEGIN") || sql.to_ascii_uppercase().starts_with("XA START") {
+        let xa = xa_statement(sql);
+        if sql.eq_ignore_ascii_case("BEGIN") || matches!(xa, Some((XaVerb::Start, _))) {
             if self.txn.is_none() {
                 let id: Arc<str> = format!("{}:{}", self.file, prev_pos).into();
                 self.begin(prev_pos, id, None, ts_us, server_id, false)?;
@@ -644,15 +985,40 @@ impl Decoder {
             if let Some(txn) = &mut self.txn {
                 txn.began = true;
                 txn.thread = Some(q.thread_id);
+                if let Some((XaVerb::Start, rest)) = xa {
+                    // MySQL's prepared XA part starts with `XA START`: hold its changes.
+                    if txn.hold.is_none() {
+                        txn.hold = Some(Hold {
+                            xid: Xid::parse_sql(rest),
+                            ..Hold::default()
+                        });
+                    }
+                }
             }
             return Ok(());
         }
-        if sql.eq_ignore_ascii_case("COMMIT")
-            || sql.eq_ignore_ascii_case("ROLLBACK")
-            || sql.to_ascii_uppercase().starts_with("XA END")
-        {
+        match xa {
+            // The XA_PREPARE event that follows ends the group.
+            Some((XaVerb::End, _)) => return Ok(()),
+            Some((XaVerb::Prepare, rest)) => {
+                return self.on_xa_prepare(Xid::parse_sql(rest), false, out)
+            }
+            Some((verb @ (XaVerb::Commit | XaVerb::Rollback), rest)) => {
+                return self.on_xa_resolve(
+                    verb == XaVerb::Commit,
+                    rest,
+                    prev_pos,
+                    ts_us,
+                    server_id,
+                    q.thread_id,
+                    out,
+                );
+            }
+            _ => {}
+        }
+        if sql.eq_ignore_ascii_case("COMMIT") || sql.eq_ignore_ascii_case("ROLLBACK") {
             if self.txn.is_some() {
-                self.commit();
+                self.end_txn(out);
             }
             return Ok(());
         }
@@ -673,6 +1039,8 @@ impl Decoder {
         if !matches!(ddl, Ddl::Other) {
             self.tables.clear();
             self.raw_maps.clear();
+        } else if let Some(e) = self.statement_change_error(sql, &q.schema, prev_pos) {
+            return Err(e);
         }
         let targets: Vec<Name> = match &ddl {
             Ddl::Create { name, .. } | Ddl::Alter { name, .. } | Ddl::TableOther(name) => {
@@ -718,6 +1086,61 @@ impl Decoder {
             self.commit();
         }
         Ok(())
+    }
+
+    /// A data change logged as an SQL statement (a session with `binlog_format=STATEMENT` or
+    /// `MIXED`) that may touch a captured table: its rows are not in the binlog, so the stream
+    /// cannot carry them; an error rather than a silent gap.
+    fn statement_change_error(&self, sql: &str, schema: &str, at: u64) -> Option<Error> {
+        let dml = crate::ddl::parse_dml(sql)?;
+        let captured: Vec<String> = match &dml.tables {
+            Some(names) if !names.is_empty() => names
+                .iter()
+                .map(|n| (n.schema.as_deref().unwrap_or(schema), n.table.as_str()))
+                .filter(|(s, t)| self.filter.matches(s, t))
+                .map(|(s, t)| format!("{s}.{t}"))
+                .collect(),
+            // The tables could not be told: the statement's database decides.
+            _ => {
+                let db_captured = !schema.is_empty()
+                    && self
+                        .filter
+                        .patterns()
+                        .iter()
+                        .any(|p| connector_core::config::glob_match(&p.schema, schema));
+                if db_captured {
+                    vec![format!("a table of database {schema}")]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        if captured.is_empty() {
+            return None;
+        }
+        let mut shown: String = sql.chars().take(200).collect();
+        if shown.len() < sql.len() {
+            shown.push_str("...");
+        }
+        Some(
+            Error::new(
+                ErrorKind::Precondition,
+                format!(
+                    "{} on {} was logged as an SQL statement, not as row events (at {}:{at}; a \
+                     session with binlog_format STATEMENT or MIXED): the rows it changed are not \
+                     in the binlog and cannot be captured: `{shown}`",
+                    dml.kind,
+                    captured.join(", "),
+                    self.file
+                ),
+            )
+            .with_hint(
+                "every session that changes captured tables must log in binlog_format=ROW: SET \
+                 GLOBAL binlog_format = 'ROW' (and in the server config) and do not let sessions \
+                 override it (SET SESSION binlog_format needs SUPER or BINLOG ADMIN); then take a \
+                 new snapshot of the table, since the change is missing downstream",
+            ),
+        )
     }
 
     fn schema_for_opt(&self, schema: &str, table: &str) -> Option<Arc<TableSchema>> {
@@ -894,6 +1317,26 @@ impl Decoder {
                 }
                 geo_i += 1;
             }
+            if full && rt == ct::STRING {
+                // The binlog describes MariaDB's INET4, INET6 and UUID as binary strings; the
+                // tracked definition (information_schema, DDL) knows the type.
+                let known = from_tracker
+                    .filter(|c| c.name.eq_ignore_ascii_case(&def.name))
+                    .or_else(|| {
+                        tracked.as_ref().and_then(|d| {
+                            d.columns
+                                .iter()
+                                .find(|c| c.name.eq_ignore_ascii_case(&def.name))
+                        })
+                    });
+                if let Some(k) =
+                    known.filter(|c| matches!(c.kind, Kind::Inet4 | Kind::Inet6 | Kind::Uuid))
+                {
+                    def.kind = k.kind;
+                    def.charset = None;
+                    def.length = 0;
+                }
+            }
             columns.push(ColumnPlan {
                 def,
                 binlog_type: rt,
@@ -1009,6 +1452,9 @@ impl Decoder {
             );
             row_index += 1;
         }
+        if self.held_bytes > self.max_xa_held_bytes {
+            return Err(self.held_error());
+        }
         Ok(())
     }
 
@@ -1027,6 +1473,22 @@ impl Decoder {
         let Some(txn) = self.txn.as_mut() else {
             return;
         };
+        if let Some(hold) = txn.hold.as_mut() {
+            // The prepared part of an XA transaction: delivered at its XA COMMIT, if any.
+            let change = HeldChange {
+                op,
+                table,
+                before,
+                after,
+                row_in_event,
+                message,
+            };
+            let bytes = change.estimated_size();
+            hold.bytes += bytes;
+            self.held_bytes += bytes;
+            hold.changes.push(change);
+            return;
+        }
         txn.order += 1;
         let key = table.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize);
         let table_order = match txn.table_orders.iter_mut().find(|(k, _)| *k == key) {
@@ -1200,6 +1662,8 @@ fn check_compatible(c: &ColumnDef, rt: u8) -> Result<()> {
         Kind::Json => matches!(rt, ct::JSON | ct::BLOB),
         Kind::Geometry => matches!(rt, ct::GEOMETRY | ct::BLOB),
         Kind::Vector => rt == ct::VECTOR,
+        // MariaDB's INET4, INET6 and UUID are BINARY(4)/(16) in the binlog.
+        Kind::Inet4 | Kind::Inet6 | Kind::Uuid => rt == ct::STRING,
         Kind::Unknown => true,
     };
     if ok {
@@ -1420,5 +1884,180 @@ mod tests {
         d.process(&events[4], &mut out).unwrap();
         assert_eq!(d.resume_point().row, 0);
         assert_eq!(d.resume_point().pos, 531);
+    }
+
+    fn query_body(sql: &str) -> Vec<u8> {
+        let mut q = Vec::new();
+        q.extend_from_slice(&42u32.to_le_bytes());
+        q.extend_from_slice(&0u32.to_le_bytes());
+        q.push(0);
+        q.extend_from_slice(&0u16.to_le_bytes());
+        q.extend_from_slice(&0u16.to_le_bytes());
+        q.push(0);
+        q.extend_from_slice(sql.as_bytes());
+        q
+    }
+
+    fn mysql_gtid_body(gno: u64) -> Vec<u8> {
+        let sid = crate::position::parse_uuid("3e11fa47-71ca-11e1-9e33-c80aa9429562").unwrap();
+        let mut g = vec![1u8];
+        g.extend_from_slice(&sid);
+        g.extend_from_slice(&gno.to_le_bytes());
+        g
+    }
+
+    fn xa_prepare_body(one_phase: bool, gtrid: &[u8]) -> Vec<u8> {
+        let mut x = vec![u8::from(one_phase)];
+        x.extend_from_slice(&1u32.to_le_bytes());
+        x.extend_from_slice(&(gtrid.len() as u32).to_le_bytes());
+        x.extend_from_slice(&0u32.to_le_bytes());
+        x.extend_from_slice(gtrid);
+        x
+    }
+
+    #[test]
+    fn a_mysql_xa_transaction_is_held_from_prepare_to_commit_or_rollback() {
+        // GIVEN MySQL's XA groups: GTID, XA START, rows, XA END, XA_PREPARE; later GTID and
+        // XA COMMIT (or XA ROLLBACK) of the same XID
+        let mut reader = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let tx = mysql8_transaction(&mut reader);
+        let prepared = |r: &mut FormatDescriptionEvent<'static>, gtrid: &str, one_phase: bool| {
+            vec![
+                event(r, et::GTID, 200, &mysql_gtid_body(7)),
+                event(
+                    r,
+                    et::QUERY,
+                    300,
+                    &query_body(&format!("XA START X'{}',X'',1", hex(gtrid))),
+                ),
+                event(r, et::TABLE_MAP, 400, tx[2].data()),
+                event(r, et::WRITE_ROWS, 500, tx[3].data()),
+                event(
+                    r,
+                    et::QUERY,
+                    550,
+                    &query_body(&format!("XA END X'{}',X'',1", hex(gtrid))),
+                ),
+                event(
+                    r,
+                    et::XA_PREPARE,
+                    600,
+                    &xa_prepare_body(one_phase, gtrid.as_bytes()),
+                ),
+            ]
+        };
+        fn hex(s: &str) -> String {
+            s.bytes().map(|b| format!("{b:02x}")).collect()
+        }
+        let resolve = |r: &mut FormatDescriptionEvent<'static>, verb: &str, gtrid: &str| {
+            vec![
+                event(r, et::GTID, 700, &mysql_gtid_body(8)),
+                event(
+                    r,
+                    et::QUERY,
+                    800,
+                    &query_body(&format!("XA {verb} X'{}',X'',1", hex(gtrid))),
+                ),
+            ]
+        };
+        let from = BinlogPosition::new("binlog.000001", 157, None);
+        // WHEN the prepared part is read THEN nothing is delivered and the resume point stays
+        // before it
+        let mut d = decoder(&from);
+        let mut out = Vec::new();
+        for e in &prepared(&mut reader, "a", false) {
+            d.process(e, &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert_eq!(d.xa_floor().map(|p| p.pos), Some(157));
+        // AND WHEN it is committed THEN its row is delivered as the commit group's event
+        for e in &resolve(&mut reader, "COMMIT", "a") {
+            d.process(e, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].op, Op::Create);
+        assert!(out[0]
+            .position
+            .as_str()
+            .starts_with("file=binlog.000001;pos=600;row=1"));
+        assert!(d.xa_floor().is_none());
+        assert_eq!(d.take_released_floor().map(|p| p.pos), Some(157));
+        assert_eq!(d.resume_point().pos, 800);
+
+        // WHEN another is prepared and rolled back THEN nothing is delivered
+        let mut d = decoder(&from);
+        let mut out = Vec::new();
+        for e in
+            prepared(&mut reader, "b", false)
+                .iter()
+                .chain(&resolve(&mut reader, "ROLLBACK", "b"))
+        {
+            d.process(e, &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert!(d.xa_floor().is_none());
+
+        // WHEN one is committed in one phase (XA_PREPARE with one_phase) THEN it is delivered
+        let mut d = decoder(&from);
+        let mut out = Vec::new();
+        for e in &prepared(&mut reader, "c", true) {
+            d.process(e, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1);
+        assert!(d.xa_floor().is_none());
+    }
+
+    #[test]
+    fn xa_statements_and_xids_are_recognised() {
+        assert_eq!(
+            xa_statement("XA COMMIT X'7831',X'',1").map(|(v, r)| (v, r.trim())),
+            Some((XaVerb::Commit, "X'7831',X'',1"))
+        );
+        assert_eq!(
+            xa_statement("xa  rollback 'a'").map(|(v, _)| v),
+            Some(XaVerb::Rollback)
+        );
+        assert!(xa_statement("XACOMMIT").is_none());
+        assert!(xa_statement("SELECT 1").is_none());
+        let x = Xid::parse_sql(" X'41',X'42',3").unwrap();
+        assert_eq!(x.to_string(), "X'41',X'42',3");
+        assert_eq!(Xid::parse_sql("'A', 'B', 3"), Some(x.clone()));
+        assert_eq!(Xid::parse_sql("0x41,0x42,3 ONE PHASE"), Some(x));
+        assert_eq!(Xid::parse_sql("'a'").unwrap().to_string(), "X'61',X'',1");
+    }
+
+    #[test]
+    fn statement_logged_changes_to_captured_tables_are_errors() {
+        let from = BinlogPosition::new("binlog.000001", 157, None);
+        let d = decoder(&from);
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "insert low_priority ignore db.t (a) values (1)",
+            "REPLACE INTO `t` SET a = 1",
+            "UPDATE other.u JOIN db.t ON u.a = t.a SET u.b = 1",
+            "DELETE FROM t WHERE a = 1",
+            "DELETE t.* FROM t, other.u WHERE t.a = u.a",
+            "LOAD DATA INFILE '/tmp/x' INTO TABLE t",
+            "WITH x AS (SELECT 1) UPDATE t SET a = 1",
+        ] {
+            let e = d
+                .statement_change_error(sql, "db", 100)
+                .unwrap_or_else(|| panic!("no error for {sql}"));
+            assert_eq!(e.kind(), ErrorKind::Precondition);
+            assert!(e.message().contains("db.t"), "{}", e.message());
+            assert!(e.hint().unwrap_or("").contains("binlog_format"));
+        }
+        for sql in [
+            "INSERT INTO other.t VALUES (1)",
+            "UPDATE u SET a = 1",
+            "SAVEPOINT a",
+            "SELECT 1",
+            "CREATE USER x",
+        ] {
+            assert!(
+                d.statement_change_error(sql, "other", 100).is_none(),
+                "{sql}"
+            );
+        }
     }
 }

@@ -59,6 +59,12 @@ pub enum Kind {
     Geometry,
     /// MySQL 9 VECTOR.
     Vector,
+    /// MariaDB INET4 (10.10+): 4 bytes, as text `192.168.0.1`.
+    Inet4,
+    /// MariaDB INET6 (10.5+): 16 bytes, as text `2001:db8::1`.
+    Inet6,
+    /// MariaDB UUID (10.7+): 16 bytes, as text `123e4567-e89b-12d3-a456-426614174000`.
+    Uuid,
     /// A type this source does not know; decoded as bytes when its binlog type allows.
     Unknown,
 }
@@ -151,6 +157,9 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// Part of the primary key.
     pub key: bool,
+    /// An implicit `row_start`/`row_end` column of a MariaDB system-versioned table: not listed
+    /// by `information_schema` nor `SELECT *`, but in every row image, after the other columns.
+    pub hidden: bool,
 }
 
 impl ColumnDef {
@@ -167,7 +176,23 @@ impl ColumnDef {
             geometry: None,
             nullable: true,
             key: false,
+            hidden: false,
         }
+    }
+
+    /// The implicit `row_start` and `row_end` columns MariaDB adds to a table created `WITH
+    /// SYSTEM VERSIONING` without its own period columns: `timestamp(6) NOT NULL`, hidden.
+    /// `row_end` is part of the primary key when the table has one (`keyed`), as the server
+    /// makes it (history rows share the other key columns).
+    pub fn system_versioning_columns(keyed: bool) -> [ColumnDef; 2] {
+        ["row_start", "row_end"].map(|name| {
+            let mut c = ColumnDef::new(name, Kind::Timestamp);
+            c.scale = 6;
+            c.nullable = false;
+            c.hidden = true;
+            c.key = keyed && name == "row_end";
+            c
+        })
     }
 
     /// Whether values are bytes rather than text (binary charset strings, BLOBs).
@@ -222,6 +247,9 @@ impl ColumnDef {
             Kind::Json => "json".into(),
             Kind::Geometry => self.geometry.as_deref().unwrap_or("geometry").to_string(),
             Kind::Vector => format!("vector({})", self.length),
+            Kind::Inet4 => "inet4".into(),
+            Kind::Inet6 => "inet6".into(),
+            Kind::Uuid => "uuid".into(),
             Kind::Unknown => "unknown".into(),
         }
     }

@@ -27,7 +27,7 @@
 //! from a new consistent point (rows already delivered are delivered again). The last snapshot
 //! batch's checkpoint is the consistent point itself, from which streaming starts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ use tracing::{info, warn};
 
 use crate::config::{Settings, TableFilter};
 use crate::ddl::parse_column_type;
-use crate::decode::decode_text_value;
+use crate::decode::decode_text_value_owned;
 use crate::error::classify;
 use crate::position::BinlogPosition;
 use crate::replication::{connect, exec, query, Flavor, ServerInfo};
@@ -61,23 +61,39 @@ fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
+/// How the snapshot selects a column so that its text reads as the binlog value does.
+fn select_expr(c: &crate::schema::ColumnDef) -> String {
+    match c.kind {
+        // The text protocol prints FLOAT with 6 significant digits; as a DOUBLE it is exact.
+        Kind::Float => format!("CAST({} AS DOUBLE)", quote(&c.name)),
+        _ => quote(&c.name),
+    }
+}
+
 fn quote_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Read the definitions of the captured tables from `information_schema`.
 pub async fn load_table_defs(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableDef>> {
-    let tables: Vec<(String, String)> = query(
+    // MariaDB's system-versioned tables are `SYSTEM VERSIONED`, not `BASE TABLE`.
+    let tables: Vec<(String, String, String)> = query(
         conn,
-        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES \
+         WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND TABLE_SCHEMA NOT IN \
          ('mysql', 'information_schema', 'performance_schema', 'sys') \
          ORDER BY TABLE_SCHEMA, TABLE_NAME",
     )
     .await?;
+    let versioned: HashSet<(String, String)> = tables
+        .iter()
+        .filter(|(s, t, ty)| ty == "SYSTEM VERSIONED" && filter.matches(s, t))
+        .map(|(s, t, _)| (s.clone(), t.clone()))
+        .collect();
     let tables: Vec<(String, String)> = tables
         .into_iter()
-        .filter(|(s, t)| filter.matches(s, t))
+        .filter(|(s, t, _)| filter.matches(s, t))
+        .map(|(s, t, _)| (s, t))
         .collect();
     if tables.is_empty() {
         return Ok(Vec::new());
@@ -93,8 +109,8 @@ pub async fn load_table_defs(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
         conn,
         &format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
-             CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_list}) \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+             CHARACTER_SET_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA IN ({in_list}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
         ),
     )
     .await?;
@@ -119,9 +135,15 @@ pub async fn load_table_defs(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
             )
         })
         .collect();
+    // Versioned tables with their own `GENERATED ALWAYS AS ROW START` column.
+    let mut explicit_period: HashSet<(String, String)> = HashSet::new();
     for mut r in cols {
         let s: String = r.take(0).unwrap_or_default();
         let t: String = r.take(1).unwrap_or_default();
+        let generation: Option<String> = r.take(6).unwrap_or_default();
+        if generation.is_some_and(|g| g.eq_ignore_ascii_case("ROW START")) {
+            explicit_period.insert((s.clone(), t.clone()));
+        }
         let Some(def) = defs.get_mut(&(s, t)) else {
             continue;
         };
@@ -149,6 +171,15 @@ pub async fn load_table_defs(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
                 def.columns[i].key = true;
                 def.columns[i].nullable = false;
             }
+        }
+    }
+    // The implicit period columns are in every row image (after the other columns) but not in
+    // information_schema: add them, so that the snapshot selects what the stream carries.
+    for key in versioned.difference(&explicit_period) {
+        if let Some(def) = defs.get_mut(key) {
+            let keyed = def.columns.iter().any(|c| c.key);
+            def.columns
+                .extend(crate::schema::ColumnDef::system_versioning_columns(keyed));
         }
     }
     let mut out: Vec<TableDef> = defs.into_values().collect();
@@ -348,11 +379,14 @@ impl Snapshot {
             let list = d
                 .columns
                 .iter()
-                .map(|c| quote(&c.name))
+                .map(select_expr)
                 .collect::<Vec<_>>()
                 .join(", ");
             let from = format!("{}.{}", quote(&d.schema), quote(&d.table));
-            let pk: Vec<&crate::schema::ColumnDef> = d.columns.iter().filter(|c| c.key).collect();
+            // (A versioned table's hidden row_end is in its key, but the current rows, the only
+            // ones read, have one row_end: the other key columns split them.)
+            let pk: Vec<&crate::schema::ColumnDef> =
+                d.columns.iter().filter(|c| c.key && !c.hidden).collect();
             let int_pk = (pk.len() == 1
                 && matches!(
                     pk[0].kind,
@@ -479,7 +513,8 @@ impl Snapshot {
     /// (the last event is marked `last`).
     pub async fn next(&mut self, max: usize, wait: Duration) -> Result<(Vec<ChangeEvent>, bool)> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut out: Vec<ChangeEvent> = Vec::new();
+        // Sized up front: growing it by doubling copied each batch twice over.
+        let mut out: Vec<ChangeEvent> = Vec::with_capacity(max.min(16_384));
         let mut counts: HashMap<usize, u64> = HashMap::new();
         let mut finished = false;
         while out.len() < max {
@@ -594,7 +629,7 @@ async fn read_chunk(
         for (v, c) in raw.into_iter().zip(&def.columns) {
             out.push(match v {
                 mysql_async::Value::NULL => Value::Null,
-                mysql_async::Value::Bytes(b) => decode_text_value(c, &b)
+                mysql_async::Value::Bytes(b) => decode_text_value_owned(c, b)
                     .map_err(|e| e.context(format!("{}.{}.{}", def.schema, def.table, c.name)))?,
                 other => {
                     return Err(Error::new(

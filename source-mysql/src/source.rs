@@ -34,6 +34,10 @@ struct Stream {
     decoder: Decoder,
     /// Decoded events beyond the batch bound (a rows event is decoded whole).
     pending: VecDeque<ChangeEvent>,
+    /// While `pending` holds changes of a committed XA transaction: the position before its
+    /// prepared part (checkpoints must not pass it until they are delivered), and how many
+    /// events at the front of `pending` are to be delivered until then.
+    pending_floor: Option<(BinlogPosition, usize)>,
 }
 
 /// The MySQL / MariaDB binlog source.
@@ -196,12 +200,14 @@ impl MysqlSource {
         decoder.server_checksums = checksum
             .first()
             .is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
+        decoder.max_xa_held_bytes = self.settings.config.max_xa_held_bytes;
         info!(position = %from, gtid = use_gtid, server_id = self.settings.server_id,
             "streaming the binlog");
         self.phase = Phase::Streaming(Box::new(Stream {
             reader,
             decoder,
             pending: VecDeque::new(),
+            pending_floor: None,
         }));
         Ok(())
     }
@@ -269,6 +275,19 @@ impl MysqlSource {
                 None => break,
             }
         }
+        let lifted = match &mut stream.pending_floor {
+            Some((_, left)) => {
+                *left = left.saturating_sub(events.len());
+                *left == 0
+            }
+            None => false,
+        };
+        if lifted {
+            stream.pending_floor = None;
+        }
+        // The earliest floor of XA transactions committed in this batch, and the end (in
+        // `events`) of their released changes.
+        let mut released: Option<(BinlogPosition, usize)> = None;
         while stream.pending.is_empty() && events.len() < max {
             // Wait while nothing was produced or a transaction is open (so checkpoints fall on
             // transaction ends unless a transaction outgrows a batch); else drain what is ready.
@@ -310,14 +329,28 @@ impl MysqlSource {
                 Err(e) => return Err(e),
             };
             stream.decoder.process(&ev, &mut events)?;
+            if let Some(f) = stream.decoder.take_released_floor() {
+                released = Some(match released {
+                    Some((g, _)) if g < f => (g, events.len()),
+                    _ => (f, events.len()),
+                });
+            }
             if events.len() > max {
                 stream.pending.extend(events.drain(max..));
             }
         }
+        // Pending is filled only when it was empty: its first `end - max` events are up to the
+        // last released XA change.
+        if let Some((f, end)) = released.filter(|(_, end)| *end > max) {
+            stream.pending_floor = Some(match stream.pending_floor.take() {
+                Some((g, left)) => (g.min(f), left.max(end - max)),
+                None => (f, end - max),
+            });
+        }
         // Every event's position is a valid resume point (it counts the events of its
         // transaction delivered up to it); when decoded events wait for the next batch, the
         // checkpoint is the last one delivered.
-        let resume = if stream.pending.is_empty() {
+        let mut resume = if stream.pending.is_empty() {
             stream.decoder.resume_point()
         } else {
             match events.last() {
@@ -325,6 +358,21 @@ impl MysqlSource {
                 None => stream.decoder.resume_point(),
             }
         };
+        // XA transactions: their changes are held from the prepared part to the XA COMMIT, so a
+        // restart must read again from before the prepared part while one is unresolved, or
+        // while the changes of a committed one wait in `pending` (later transactions are then
+        // delivered again: at least once).
+        for floor in [
+            stream.pending_floor.as_ref().map(|(f, _)| f),
+            stream.decoder.xa_floor(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if *floor < resume {
+                resume = floor.clone();
+            }
+        }
         let checkpoint = if self.last_checkpoint.as_ref() != Some(&resume) {
             Some(resume.to_position())
         } else if events.is_empty() {

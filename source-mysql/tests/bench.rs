@@ -9,7 +9,7 @@
 //! It writes 200,000 rows (2,000 transactions of 100 rows, about 230 bytes a row), then reads
 //! the same binlog range three ways: `mariadb-binlog --read-from-remote-server --raw` (the
 //! ceiling), this source alone (`next_batch` until every row is seen), and a whole pipeline into
-//! the fsynced `file` sink (with the default in-flight bound of 64 MiB). It prints
+//! the fsynced `file` sink (with the default in-flight bound). It prints
 //! rates, ratios and peak resident memory. Add `--features bench-mimalloc` to measure with
 //! mimalloc as the allocator. Run the benchmarks one at a time (`--test-threads=1`).
 

@@ -7,11 +7,16 @@ mod bench;
 mod checks;
 mod compressed;
 mod ddl;
+mod inet;
 mod resume;
+mod review;
 mod snapshot;
+mod statement;
 mod stream;
 mod tracker;
 mod types;
+mod versioned;
+mod xa;
 
 /// `--features bench-mimalloc`: measure with mimalloc instead of the system allocator.
 #[cfg(feature = "bench-mimalloc")]

@@ -108,6 +108,10 @@ pub struct TableInfo {
     pub replident: u8,
     /// Columns in order (without dropped and generated ones).
     pub columns: Vec<ColumnInfo>,
+    /// `relkind`: `r` a table, `p` a partitioned table (its rows live in its partitions).
+    pub kind: u8,
+    /// When it is a partition: its ancestors (`schema`, `table`), nearest first.
+    pub ancestors: Vec<(String, String)>,
 }
 
 impl TableInfo {
@@ -119,6 +123,17 @@ impl TableInfo {
     /// `"schema"."table"`.
     pub fn quoted(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    /// Whether it is a partitioned table (`PARTITION BY`): captured as one table, its
+    /// partitions' rows and changes under its name.
+    pub fn is_partitioned(&self) -> bool {
+        self.kind == b'p'
+    }
+
+    /// Whether it is a partition of another table.
+    pub fn is_partition(&self) -> bool {
+        !self.ancestors.is_empty()
     }
 
     /// Whether the table has a primary key.
@@ -202,16 +217,31 @@ impl TableSelector {
     }
 }
 
+/// Oldest server that can publish a partitioned table's changes under its own name
+/// (`publish_via_partition_root`).
+pub const VIA_ROOT_SERVER_VERSION: u32 = 130_000;
+
 /// Resolve `tables:` (exact names and patterns) against the catalog. Exact names that do not
 /// exist are an error naming the key; patterns that match nothing are a warning.
+///
+/// Partitioned tables are captured as one table under their own name: a partition is left out
+/// when one of its ancestors is captured (so `public.*` yields the parent, not the parent and its
+/// partitions), and a partition captured without its ancestors is a plain table. Before
+/// PostgreSQL 13 a partitioned table cannot be published under its own name: configured by name
+/// it is refused (a `Config` error), matched by a pattern it is left out (its partitions, when
+/// matched, are captured as plain tables).
 pub async fn resolve_tables(
     client: &Client,
     entries: &[String],
     all: bool,
+    server_version: u32,
 ) -> Result<Vec<TableInfo>> {
     let rows = client
         .query(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text \
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, \
+               c.relkind::text, \
+               (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition \
+                LIMIT 1) \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
@@ -221,20 +251,54 @@ pub async fn resolve_tables(
         .await
         .map_err(|e| pg_error(e, "listing tables"))?;
     let mut all_tables = Vec::new();
+    let mut parents: HashMap<u32, u32> = HashMap::new();
     for r in rows {
         let ident: String = r.get(3);
+        let kind: String = r.get(4);
+        let oid: u32 = r.get(0);
+        if let Some(parent) = r.get::<_, Option<u32>>(5) {
+            parents.insert(oid, parent);
+        }
         all_tables.push(TableInfo {
-            oid: r.get(0),
+            oid,
             schema: r.get(1),
             name: r.get(2),
             replident: ident.bytes().next().unwrap_or(b'd'),
             columns: Vec::new(),
+            kind: kind.bytes().next().unwrap_or(b'r'),
+            ancestors: Vec::new(),
         });
     }
+    let names: HashMap<u32, (String, String)> = all_tables
+        .iter()
+        .map(|t| (t.oid, (t.schema.clone(), t.name.clone())))
+        .collect();
+    for t in &mut all_tables {
+        let mut at = t.oid;
+        while let Some(parent) = parents.get(&at) {
+            let Some(name) = names.get(parent) else {
+                break;
+            };
+            if t.ancestors.len() > names.len() {
+                break; // a cycle cannot happen; never loop on a broken catalog
+            }
+            t.ancestors.push(name.clone());
+            at = *parent;
+        }
+    }
+    let via_root = server_version >= VIA_ROOT_SERVER_VERSION;
     let mut chosen: Vec<TableInfo> = Vec::new();
     let mut seen = HashSet::new();
     if entries.is_empty() && all {
-        chosen = all_tables;
+        for t in all_tables {
+            if t.is_partitioned() && !via_root {
+                warn!(table = %t.display(), "PostgreSQL before 13 publishes a partitioned \
+                    table's changes under its partitions' names: capturing its partitions as \
+                    tables of their own");
+                continue;
+            }
+            chosen.push(t);
+        }
     } else {
         for (i, entry) in entries.iter().enumerate() {
             let Some((s, t)) = entry.split_once('.') else {
@@ -256,18 +320,68 @@ pub async fn resolve_tables(
                 }
             }
             for f in found {
+                if f.is_partitioned() && !via_root {
+                    if !is_pattern(entry) {
+                        return Err(Error::config(format!(
+                            "key `source.tables[{i}]`: {entry} is a partitioned table, and \
+                             PostgreSQL {} publishes its changes only under its partitions' \
+                             names (publish_via_partition_root needs PostgreSQL 13 or newer)",
+                            server_version / 10_000
+                        ))
+                        .with_hint(format!(
+                            "list its partitions instead, e.g. {entry}_* (each is then captured \
+                             as a table of its own), or upgrade PostgreSQL to 13 or newer"
+                        )));
+                    }
+                    if seen.insert(f.oid) {
+                        warn!(table = %f.display(), pattern = %entry, "PostgreSQL before 13 \
+                            publishes a partitioned table's changes under its partitions' \
+                            names: leaving it out (its partitions that match are captured as \
+                            tables of their own)");
+                    }
+                    continue;
+                }
                 if seen.insert(f.oid) {
                     chosen.push(f.clone());
                 }
             }
         }
     }
+    let mut chosen = drop_captured_partitions(chosen, entries);
     let oids: Vec<u32> = chosen.iter().map(|t| t.oid).collect();
     let mut columns = load_columns(client, &oids).await?;
     for t in &mut chosen {
         t.columns = columns.remove(&t.oid).unwrap_or_default();
     }
     Ok(chosen)
+}
+
+/// Leave out the partitions one of whose ancestors is captured: their rows are read, and their
+/// changes published, under that ancestor's name.
+fn drop_captured_partitions(chosen: Vec<TableInfo>, entries: &[String]) -> Vec<TableInfo> {
+    let captured: HashSet<(String, String)> = chosen
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    chosen
+        .into_iter()
+        .filter(|t| {
+            let Some((s, n)) = t.ancestors.iter().rev().find(|a| captured.contains(*a)) else {
+                return true;
+            };
+            let named = entries.iter().any(|e| *e == t.display());
+            let root = format!("{s}.{n}");
+            if named {
+                warn!(table = %t.display(), captured_as = %root, "this table is a partition of a \
+                    captured partitioned table: its rows and changes are captured under the \
+                    partitioned table's name");
+            } else {
+                debug!(table = %t.display(), captured_as = %root, "partition captured under its \
+                    partitioned table");
+            }
+            false
+        })
+        .collect()
 }
 
 /// Columns of the given tables, by table OID.
@@ -341,18 +455,34 @@ pub async fn load_types(client: &Client, cache: &mut TypeCache, extra: &[u32]) -
 pub struct Publication {
     /// `FOR ALL TABLES`.
     pub all_tables: bool,
-    /// The tables it covers (`schema`, `table`).
+    /// The tables it publishes under their own names (`schema`, `table`), as
+    /// `pg_publication_tables` lists them: with `publish_via_partition_root` a partitioned table
+    /// (and not its partitions), else the partitions.
     pub tables: HashSet<(String, String)>,
     /// Operations it publishes that are off.
     pub missing_ops: Vec<&'static str>,
+    /// `publish_via_partition_root` (PostgreSQL 13+): partitions' changes are published under
+    /// the name (and shape) of their topmost published ancestor.
+    pub via_root: bool,
 }
 
 /// Read a publication, `None` when it does not exist.
-pub async fn publication(client: &Client, name: &str) -> Result<Option<Publication>> {
+pub async fn publication(
+    client: &Client,
+    name: &str,
+    server_version: u32,
+) -> Result<Option<Publication>> {
+    let via_root = if server_version >= VIA_ROOT_SERVER_VERSION {
+        "pubviaroot"
+    } else {
+        "false"
+    };
     let row = client
         .query_opt(
-            "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate \
-             FROM pg_publication WHERE pubname = $1",
+            &format!(
+                "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, {via_root} \
+                 FROM pg_publication WHERE pubname = $1"
+            ),
             &[&name],
         )
         .await
@@ -380,37 +510,133 @@ pub async fn publication(client: &Client, name: &str) -> Result<Option<Publicati
         all_tables: row.get(0),
         tables,
         missing_ops,
+        via_root: row.get(5),
     }))
 }
 
-/// Create the publication when missing; when present, check that it covers every table.
+/// What keeps a publication from publishing each captured table's changes under that table's
+/// own name. Empty when it covers every table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PublicationGaps {
+    /// Tables it does not publish (`schema.table`, quoted).
+    pub missing: Vec<(String, String)>,
+    /// Partitioned tables whose changes it publishes under their partitions' names only
+    /// (`publish_via_partition_root` is off): `schema.table`.
+    pub needs_via_root: Vec<String>,
+    /// Partitions whose changes it publishes under a partitioned ancestor's name, which is not
+    /// captured: (`schema.table`, the ancestor's `schema.table`).
+    pub under_ancestor: Vec<(String, String)>,
+}
+
+impl PublicationGaps {
+    /// Whether every table is covered.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.needs_via_root.is_empty() && self.under_ancestor.is_empty()
+    }
+
+    /// The error to stop with (`Precondition`), naming the tables, with the statements that fix
+    /// it; `None` when every table is covered.
+    pub fn error(&self, publication: &str) -> Option<Error> {
+        if self.is_empty() {
+            return None;
+        }
+        let pub_q = quote_ident(publication);
+        let mut problems = Vec::new();
+        let mut fixes = Vec::new();
+        if !self.needs_via_root.is_empty() {
+            problems.push(format!(
+                "publication {publication} publishes the changes of partitioned table(s) {} \
+                 under their partitions' names (publish_via_partition_root is off), so they \
+                 would not be captured",
+                self.needs_via_root.join(", ")
+            ));
+            fixes.push(format!(
+                "ALTER PUBLICATION {pub_q} SET (publish_via_partition_root = true)"
+            ));
+        }
+        if !self.missing.is_empty() {
+            let names: Vec<&str> = self.missing.iter().map(|m| m.0.as_str()).collect();
+            let quoted: Vec<&str> = self.missing.iter().map(|m| m.1.as_str()).collect();
+            problems.push(format!(
+                "publication {publication} does not cover configured table(s) {}",
+                names.join(", ")
+            ));
+            fixes.push(format!(
+                "ALTER PUBLICATION {pub_q} ADD TABLE {}",
+                quoted.join(", ")
+            ));
+        }
+        if !self.under_ancestor.is_empty() {
+            let pairs: Vec<String> = self
+                .under_ancestor
+                .iter()
+                .map(|(t, a)| format!("{t} under {a}"))
+                .collect();
+            problems.push(format!(
+                "publication {publication} publishes the changes of partition(s) under their \
+                 partitioned table's name (publish_via_partition_root), which is not captured: \
+                 {}",
+                pairs.join(", ")
+            ));
+            fixes.push(
+                "capture the partitioned table instead of its partitions (its partitions' rows \
+                 and changes then arrive under its name)"
+                    .to_string(),
+            );
+        }
+        Some(
+            Error::new(ErrorKind::Precondition, problems.join("; ")).with_hint(format!(
+                "{}; or set `source.publication` to another name so that it is created",
+                fixes.join("; ")
+            )),
+        )
+    }
+}
+
+/// Under which name `p` publishes each captured table's changes, compared with the table's own.
+///
+/// pgoutput publishes a row change under the topmost published ancestor of its partition when
+/// the publication has `publish_via_partition_root`, else under the partition itself; a
+/// captured partitioned table is therefore covered only by a publication with that option that
+/// lists it (and none of its ancestors).
+pub fn publication_gaps(p: &Publication, tables: &[TableInfo]) -> PublicationGaps {
+    let mut gaps = PublicationGaps::default();
+    for t in tables {
+        if t.is_partitioned() && !p.via_root {
+            gaps.needs_via_root.push(t.display());
+            continue;
+        }
+        let own = (t.schema.clone(), t.name.clone());
+        let published_as = t
+            .ancestors
+            .iter()
+            .rev()
+            .chain(std::iter::once(&own))
+            .find(|n| p.tables.contains(*n));
+        match published_as {
+            // FOR ALL TABLES covers every table it can publish (not unlogged ones, for instance).
+            None if p.all_tables => {}
+            None => gaps.missing.push((t.display(), t.quoted())),
+            Some(n) if *n == own => {}
+            Some((s, n)) => gaps.under_ancestor.push((t.display(), format!("{s}.{n}"))),
+        }
+    }
+    gaps
+}
+
+/// Create the publication when missing (with `publish_via_partition_root` on PostgreSQL 13+);
+/// check that it publishes every table's changes under the table's own name.
 pub async fn ensure_publication(
     client: &Client,
     settings: &Settings,
     tables: &[TableInfo],
+    server_version: u32,
 ) -> Result<()> {
     let name = &settings.publication;
-    match publication(client, name).await? {
+    let p = match publication(client, name, server_version).await? {
+        Some(p) => p,
         None => {
-            let sql = if settings.config.publication_all_tables {
-                format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name))
-            } else {
-                if tables.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::Precondition,
-                        format!(
-                            "cannot create publication {name}: no table matches `source.tables`"
-                        ),
-                    )
-                    .with_hint("create the tables first, or fix the patterns in `source.tables`"));
-                }
-                let list: Vec<String> = tables.iter().map(TableInfo::quoted).collect();
-                format!(
-                    "CREATE PUBLICATION {} FOR TABLE {}",
-                    quote_ident(name),
-                    list.join(", ")
-                )
-            };
+            let sql = create_publication_sql(settings, tables, server_version)?;
             info!(publication = %name, "creating the publication");
             client.batch_execute(&sql).await.map_err(|e| {
                 pg_error(e, format!("creating publication {name}")).with_hint(format!(
@@ -418,40 +644,80 @@ pub async fn ensure_publication(
                      it yourself: {sql}"
                 ))
             })?;
-            Ok(())
+            publication(client, name, server_version)
+                .await?
+                .ok_or_else(|| Error::internal(format!("publication {name} was not created")))?
         }
-        Some(p) => {
-            if !p.missing_ops.is_empty() {
-                warn!(publication = %name, off = ?p.missing_ops,
-                    "the publication does not publish every operation; those changes are not captured");
-            }
-            if p.all_tables {
-                return Ok(());
-            }
-            let missing: Vec<&TableInfo> = tables
-                .iter()
-                .filter(|t| !p.tables.contains(&(t.schema.clone(), t.name.clone())))
-                .collect();
-            if missing.is_empty() {
-                return Ok(());
-            }
-            let names: Vec<String> = missing.iter().map(|t| t.display()).collect();
-            let quoted: Vec<String> = missing.iter().map(|t| t.quoted()).collect();
-            Err(Error::new(
+    };
+    if !p.missing_ops.is_empty() {
+        warn!(publication = %name, off = ?p.missing_ops,
+            "the publication does not publish every operation; those changes are not captured");
+    }
+    match publication_gaps(&p, tables).error(name) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// The `CREATE PUBLICATION` statement for the captured tables.
+fn create_publication_sql(
+    settings: &Settings,
+    tables: &[TableInfo],
+    server_version: u32,
+) -> Result<String> {
+    let name = &settings.publication;
+    let can_via_root = server_version >= VIA_ROOT_SERVER_VERSION;
+    if settings.config.publication_all_tables {
+        // FOR ALL TABLES publishes every partition either under its root (with the option) or
+        // under its own name (without): partitioned tables need the former, partitions captured
+        // on their own the latter.
+        let parent = tables.iter().find(|t| t.is_partitioned());
+        let partition = tables.iter().find(|t| t.is_partition());
+        if let (Some(parent), Some(partition)) = (parent, partition) {
+            return Err(Error::new(
                 ErrorKind::Precondition,
                 format!(
-                    "publication {name} does not cover configured table(s) {}",
-                    names.join(", ")
+                    "cannot create publication {name} FOR ALL TABLES: it would publish the \
+                     changes of partitioned table {} only with publish_via_partition_root, and \
+                     those of partition {} (captured without its partitioned table) only \
+                     without it",
+                    parent.display(),
+                    partition.display()
                 ),
             )
-            .with_hint(format!(
-                "ALTER PUBLICATION {} ADD TABLE {}; or set `source.publication` to another name \
-                 so that it is created",
-                quote_ident(name),
-                quoted.join(", ")
-            )))
+            .with_hint(
+                "capture partitioned tables whole (list the partitioned table, not its \
+                 partitions), or set `publication_all_tables: false`",
+            ));
         }
+        let with = if can_via_root && partition.is_none() {
+            " WITH (publish_via_partition_root = true)"
+        } else {
+            ""
+        };
+        return Ok(format!(
+            "CREATE PUBLICATION {} FOR ALL TABLES{with}",
+            quote_ident(name)
+        ));
     }
+    if tables.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Precondition,
+            format!("cannot create publication {name}: no table matches `source.tables`"),
+        )
+        .with_hint("create the tables first, or fix the patterns in `source.tables`"));
+    }
+    let list: Vec<String> = tables.iter().map(TableInfo::quoted).collect();
+    let with = if can_via_root {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "CREATE PUBLICATION {} FOR TABLE {}{with}",
+        quote_ident(name),
+        list.join(", ")
+    ))
 }
 
 /// A replication slot's state.
@@ -670,10 +936,12 @@ pub async fn checks(client: &Client, settings: &Settings) -> Vec<Check> {
             &pg_error(e, "reading role"),
         )),
     }
+    let version = server_version(client).await.unwrap_or(0);
     let tables = match resolve_tables(
         client,
         &settings.config.tables,
         settings.config.publication_all_tables,
+        version,
     )
     .await
     {
@@ -738,39 +1006,22 @@ pub async fn checks(client: &Client, settings: &Settings) -> Vec<Check> {
             )),
         }
     }
-    match publication(client, &settings.publication).await {
-        Ok(Some(p)) => {
-            let missing: Vec<String> = tables
-                .iter()
-                .filter(|t| {
-                    !p.all_tables && !p.tables.contains(&(t.schema.clone(), t.name.clone()))
-                })
-                .map(TableInfo::display)
-                .collect();
-            if missing.is_empty() {
-                out.push(Check::pass(
-                    "publication",
-                    format!("{} covers every table", settings.publication),
-                ));
-            } else {
-                out.push(Check::fail(
-                    "publication",
-                    format!(
-                        "{} does not cover {}",
-                        settings.publication,
-                        missing.join(", ")
-                    ),
-                    format!(
-                        "ALTER PUBLICATION {} ADD TABLE {}",
-                        quote_ident(&settings.publication),
-                        tables
-                            .iter()
-                            .filter(|t| missing.contains(&t.display()))
-                            .map(TableInfo::quoted)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+    // A publication that could not be created as the tables need (not for want of tables: the
+    // `tables` check reports that).
+    let create_error = create_publication_sql(settings, &tables, version)
+        .err()
+        .filter(|_| !tables.is_empty());
+    match publication(client, &settings.publication, version).await {
+        Ok(Some(p)) => match publication_gaps(&p, &tables).error(&settings.publication) {
+            None => out.push(Check::pass(
+                "publication",
+                format!("{} covers every table", settings.publication),
+            )),
+            Some(e) => out.push(Check::from_error("publication", &e)),
+        },
+        Ok(None) if create_error.is_some() => {
+            if let Some(e) = &create_error {
+                out.push(Check::from_error("publication", e));
             }
         }
         Ok(None) => {
@@ -805,4 +1056,115 @@ pub async fn checks(client: &Client, settings: &Settings) -> Vec<Check> {
         Err(e) => out.push(Check::from_error("publication", &e)),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, kind: u8, ancestors: &[&str]) -> TableInfo {
+        TableInfo {
+            oid: 0,
+            schema: "public".into(),
+            name: name.into(),
+            replident: b'd',
+            columns: Vec::new(),
+            kind,
+            ancestors: ancestors
+                .iter()
+                .map(|a| ("public".to_string(), a.to_string()))
+                .collect(),
+        }
+    }
+
+    fn publication(tables: &[&str], via_root: bool) -> Publication {
+        Publication {
+            all_tables: false,
+            tables: tables
+                .iter()
+                .map(|t| ("public".to_string(), t.to_string()))
+                .collect(),
+            missing_ops: Vec::new(),
+            via_root,
+        }
+    }
+
+    #[test]
+    fn a_partitioned_table_needs_publish_via_partition_root() {
+        let m = table("m", b'p', &[]);
+        // Without the option, pg_publication_tables lists the partitions, not `m`.
+        let gaps = publication_gaps(
+            &publication(&["m_1", "m_2"], false),
+            std::slice::from_ref(&m),
+        );
+        assert_eq!(gaps.needs_via_root, ["public.m"]);
+        let e = gaps.error("p").unwrap();
+        assert_eq!(e.kind(), ErrorKind::Precondition);
+        assert!(e
+            .hint()
+            .unwrap()
+            .starts_with("ALTER PUBLICATION \"p\" SET (publish_via_partition_root = true)"));
+        assert!(publication_gaps(&publication(&["m"], true), std::slice::from_ref(&m)).is_empty());
+        let gaps = publication_gaps(&publication(&["other"], true), &[m]);
+        assert_eq!(
+            gaps.missing,
+            [("public.m".to_string(), "\"public\".\"m\"".to_string())]
+        );
+        assert!(gaps
+            .error("p")
+            .unwrap()
+            .hint()
+            .unwrap()
+            .contains("ADD TABLE \"public\".\"m\""));
+    }
+
+    #[test]
+    fn a_partition_is_covered_only_when_published_under_its_own_name() {
+        let leaf = table("m_1", b'r', &["m"]);
+        assert!(
+            publication_gaps(&publication(&["m_1"], true), std::slice::from_ref(&leaf)).is_empty()
+        );
+        assert!(publication_gaps(
+            &publication(&["m_1", "m_2"], false),
+            std::slice::from_ref(&leaf)
+        )
+        .is_empty());
+        // With the option and its parent in the publication, its changes arrive under `m`.
+        let gaps = publication_gaps(&publication(&["m"], true), std::slice::from_ref(&leaf));
+        assert_eq!(
+            gaps.under_ancestor,
+            [("public.m_1".to_string(), "public.m".to_string())]
+        );
+        assert!(gaps
+            .error("p")
+            .unwrap()
+            .message()
+            .contains("m_1 under public.m"));
+        // A sub-partitioned table under a published root: the topmost published ancestor wins.
+        let sub = table("m_2", b'p', &["m"]);
+        let gaps = publication_gaps(&publication(&["m", "m_2"], true), &[sub]);
+        assert_eq!(gaps.under_ancestor.len(), 1);
+        // FOR ALL TABLES covers whatever it can publish.
+        let mut all = publication(&[], true);
+        all.all_tables = true;
+        assert!(publication_gaps(&all, &[table("unlogged", b'r', &[])]).is_empty());
+    }
+
+    #[test]
+    fn partitions_of_a_captured_table_are_left_out() {
+        let chosen = vec![
+            table("m", b'p', &[]),
+            table("m_1", b'r', &["m"]),
+            table("m_2", b'p', &["m"]),
+            table("m_2a", b'r', &["m_2", "m"]),
+            table("n_1", b'r', &["n"]),
+            table("o_1a", b'r', &["o_1", "o"]),
+            table("o_1", b'p', &["o"]),
+        ];
+        let kept: Vec<String> = drop_captured_partitions(chosen, &["public.m_1".into()])
+            .iter()
+            .map(TableInfo::display)
+            .collect();
+        assert_eq!(kept, ["public.m", "public.n_1", "public.o_1"]);
+    }
 }

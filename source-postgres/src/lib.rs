@@ -36,6 +36,16 @@
 //! decoding. This transport with decoding into events drained a 200,000-insert backlog at
 //! ~290,000 events/s, 178-189% of `pg_recvlogical` in the same run (README, `examples/bench.rs`).
 //!
+//! # Partitioned tables
+//! A partitioned table is captured as one table under its own name (PostgreSQL 13+): the
+//! publication the source creates has `publish_via_partition_root = true`, so pgoutput publishes
+//! partitions' changes under the partitioned table's identity and shape; a partition whose
+//! ancestor is captured is not captured separately ([`catalog::resolve_tables`]); the snapshot
+//! reads the leaf partitions in its place ([`snapshot`]). A partition captured without its
+//! ancestors is a plain table. An existing publication without the option is refused at start
+//! with the `ALTER PUBLICATION ... SET (publish_via_partition_root = true)` to run
+//! ([`catalog::publication_gaps`]).
+//!
 //! # Delivery
 //! At least once, per the core contract. Positions are documented in [`position`]; the slot is
 //! released (standby status `flush`) only up to the last complete-transaction position the

@@ -305,6 +305,8 @@ async fn resolve_relation(client: &Client, decoder: &mut Decoder, rel: RelationM
                 name: rel.name.clone(),
                 replident: rel.replident,
                 columns: Vec::new(),
+                kind: b'r',
+                ancestors: Vec::new(),
             });
         info.columns = columns;
         info.replident = rel.replident;

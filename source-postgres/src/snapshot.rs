@@ -8,6 +8,11 @@
 //!   14+) sized to about `snapshot_chunk_rows` rows from the planner's statistics; the last chunk
 //!   of a table is open-ended. `snapshot_parallelism` readers take chunks from a shared queue and
 //!   stream them with `COPY (SELECT ...) TO STDOUT`, so memory holds a few batches, not a table.
+//! - A partitioned table has no heap (`ctid` ranges on it mean nothing): each of its leaf
+//!   partitions is chunked and read in its place, with the partitioned table's columns, and the
+//!   rows are emitted under the partitioned table's name, once each (the stream publishes its
+//!   changes under that name too, `publish_via_partition_root`). Without `SELECT` on every
+//!   partition, the partitioned table is read whole in one chunk.
 //! - Rows become [`Op::Read`] events. Streaming then starts at the consistent point: every
 //!   transaction committed before it is in the snapshot and none after it, so there is neither a
 //!   gap nor a duplicate.
@@ -106,13 +111,33 @@ pub struct SnapshotRun {
 #[derive(Clone, Copy, Debug)]
 struct Item {
     table: usize,
+    /// The leaf partition to read (an index into `Shared::partitions`) in place of the
+    /// partitioned table `table`: its rows are emitted under the partitioned table's name.
+    part: Option<usize>,
     from_block: u64,
     to_block: Option<u64>,
     ranged: bool,
 }
 
+/// A leaf partition read in place of its partitioned table.
+struct Partition {
+    /// `"schema"."table"`.
+    quoted: String,
+    /// `schema.table`.
+    display: String,
+}
+
+/// A relation's size, to cut it into chunks.
+struct Size {
+    pages: i64,
+    tuples: f64,
+    kind: String,
+    blocks: i64,
+}
+
 struct Shared {
     tables: Vec<SnapshotTable>,
+    partitions: Vec<Partition>,
     queue: Mutex<VecDeque<Item>>,
     remaining: Vec<AtomicUsize>,
     rows: Vec<AtomicU64>,
@@ -128,7 +153,7 @@ struct Shared {
 
 /// Plan the chunks and start the readers.
 pub async fn start(spec: SnapshotSpec) -> Result<SnapshotRun> {
-    let items = plan(&spec).await?;
+    let (items, partitions) = plan(&spec).await?;
     let n_tables = spec.tables.len();
     let mut remaining: Vec<usize> = vec![0; n_tables];
     for it in &items {
@@ -161,6 +186,7 @@ pub async fn start(spec: SnapshotSpec) -> Result<SnapshotRun> {
         tables_done: AtomicUsize::new(0),
         queue: Mutex::new(items.into()),
         tables: spec.tables,
+        partitions,
         metrics,
         batch_size: spec.batch_size,
         max_batch_bytes: spec.max_batch_bytes,
@@ -185,7 +211,13 @@ pub async fn start(spec: SnapshotSpec) -> Result<SnapshotRun> {
     })
 }
 
-async fn plan(spec: &SnapshotSpec) -> Result<Vec<Item>> {
+/// The chunks to read, and the leaf partitions read in place of partitioned tables.
+///
+/// A partitioned table has no heap of its own (`ctid` ranges on it mean nothing): its leaf
+/// partitions are chunked and read one by one, under the partitioned table's name and columns.
+/// When a leaf may not be read directly (`SELECT` granted on the partitioned table only), the
+/// partitioned table is read whole in one chunk instead.
+async fn plan(spec: &SnapshotSpec) -> Result<(Vec<Item>, Vec<Partition>)> {
     let oids: Vec<u32> = spec.tables.iter().map(|t| t.info.oid).collect();
     let rows = spec
         .client
@@ -197,48 +229,129 @@ async fn plan(spec: &SnapshotSpec) -> Result<Vec<Item>> {
         )
         .await
         .map_err(|e| pg_error(e, "sizing the tables for the snapshot"))?;
-    let ranged_ok = spec.server_version >= 140_000;
     let mut items = Vec::new();
+    let mut partitions = Vec::new();
     for (i, t) in spec.tables.iter().enumerate() {
         let row = rows.iter().find(|r| r.get::<_, u32>(0) == t.info.oid);
-        let (pages, tuples, kind, blocks) = match row {
-            Some(r) => (
-                r.get::<_, i64>(1),
-                r.get::<_, f64>(2),
-                r.get::<_, String>(3),
-                r.get::<_, i64>(4),
-            ),
-            None => (0, -1.0, "r".to_string(), 0),
+        let size = match row {
+            Some(r) => Size {
+                pages: r.get(1),
+                tuples: r.get(2),
+                kind: r.get(3),
+                blocks: r.get(4),
+            },
+            None => Size {
+                pages: 0,
+                tuples: -1.0,
+                kind: "r".to_string(),
+                blocks: 0,
+            },
         };
-        if !ranged_ok || kind != "r" || blocks <= 0 {
-            items.push(Item {
-                table: i,
-                from_block: 0,
-                to_block: None,
-                ranged: false,
-            });
-            continue;
+        if size.kind == "p" && spec.server_version >= 120_000 {
+            let leaves = leaf_partitions(spec, t).await?;
+            if !leaves.is_empty() && leaves.iter().all(|(_, _, readable)| *readable) {
+                for (part, size, _) in leaves {
+                    partitions.push(part);
+                    chunks(spec, &mut items, i, Some(partitions.len() - 1), &size);
+                }
+                continue;
+            }
+            if !leaves.is_empty() {
+                info!(table = %t.info.display(), "some partitions may not be read directly \
+                    (no SELECT on them): reading the partitioned table whole, in one chunk");
+            }
         }
-        let per_block = if pages > 0 && tuples > 0.0 {
-            tuples / pages as f64
-        } else {
-            DEFAULT_ROWS_PER_BLOCK
-        };
-        let step = ((spec.chunk_rows as f64 / per_block.max(1.0)).ceil() as u64).max(1);
-        let blocks = blocks as u64;
-        let mut from = 0;
-        while from < blocks {
-            let to = from + step;
-            items.push(Item {
-                table: i,
-                from_block: from,
-                to_block: (to < blocks).then_some(to),
-                ranged: true,
-            });
-            from = to;
-        }
+        chunks(spec, &mut items, i, None, &size);
     }
-    Ok(items)
+    Ok((items, partitions))
+}
+
+/// The leaf partitions of a partitioned table, their sizes, and whether this user may read them.
+async fn leaf_partitions(
+    spec: &SnapshotSpec,
+    t: &SnapshotTable,
+) -> Result<Vec<(Partition, Size, bool)>> {
+    let rows = spec
+        .client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.relpages::int8, c.reltuples::float8, \
+               c.relkind::text, pg_relation_size(c.oid) / current_setting('block_size')::int8, \
+               has_table_privilege(c.oid, 'SELECT') \
+             FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON c.oid = p.relid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE p.isleaf ORDER BY 1, 2",
+            &[&t.info.oid],
+        )
+        .await
+        .map_err(|e| {
+            pg_error(
+                e,
+                format!(
+                    "listing the partitions of {} for the snapshot",
+                    t.info.display()
+                ),
+            )
+        })?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (schema, name): (String, String) = (r.get(0), r.get(1));
+            (
+                Partition {
+                    quoted: format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+                    display: format!("{schema}.{name}"),
+                },
+                Size {
+                    pages: r.get(2),
+                    tuples: r.get(3),
+                    kind: r.get(4),
+                    blocks: r.get(5),
+                },
+                r.get(6),
+            )
+        })
+        .collect())
+}
+
+/// Cut one relation (a table, or a leaf partition `part` of table `table`) into heap-block
+/// chunks; a relation without a heap, or a server without TID range scans, is one chunk.
+fn chunks(
+    spec: &SnapshotSpec,
+    items: &mut Vec<Item>,
+    table: usize,
+    part: Option<usize>,
+    size: &Size,
+) {
+    let ranged_ok = spec.server_version >= 140_000;
+    if !ranged_ok || size.kind != "r" || size.blocks <= 0 {
+        items.push(Item {
+            table,
+            part,
+            from_block: 0,
+            to_block: None,
+            ranged: false,
+        });
+        return;
+    }
+    let per_block = if size.pages > 0 && size.tuples > 0.0 {
+        size.tuples / size.pages as f64
+    } else {
+        DEFAULT_ROWS_PER_BLOCK
+    };
+    let step = ((spec.chunk_rows as f64 / per_block.max(1.0)).ceil() as u64).max(1);
+    let blocks = size.blocks as u64;
+    let mut from = 0;
+    while from < blocks {
+        let to = from + step;
+        items.push(Item {
+            table,
+            part,
+            from_block: from,
+            to_block: (to < blocks).then_some(to),
+            ranged: true,
+        });
+        from = to;
+    }
 }
 
 async fn coordinate(
@@ -384,26 +497,45 @@ async fn read_chunk(
         ),
         (true, None) => format!(" WHERE ctid >= '({},0)'::tid", item.from_block),
     };
-    let sql = format!(
-        "COPY (SELECT {select} FROM {}{filter}) TO STDOUT",
-        t.info.quoted()
-    );
-    let what = || format!("reading table {} for the snapshot", t.info.display());
+    // A leaf partition is read in place of its partitioned table, with the latter's columns
+    // (by name: a partition's column order may differ) and under its name.
+    let (from, doing) = match item.part.map(|p| &shared.partitions[p]) {
+        Some(p) => (
+            p.quoted.clone(),
+            format!(
+                "reading table {} (partition {}) for the snapshot",
+                t.info.display(),
+                p.display
+            ),
+        ),
+        None => (
+            t.info.quoted(),
+            format!("reading table {} for the snapshot", t.info.display()),
+        ),
+    };
+    let sql = format!("COPY (SELECT {select} FROM {from}{filter}) TO STDOUT");
+    let what = || doing.clone();
     let stream = client
         .copy_out(&sql)
         .await
         .map_err(|e| pg_error(e, what()))?;
     futures_util::pin_mut!(stream);
     let mut pending: Vec<u8> = Vec::new();
-    let mut events: Vec<ChangeEvent> = Vec::with_capacity(shared.batch_size.min(8192));
+    // One more than a batch: `next_batch` puts the row it held back in front of it.
+    let mut events: Vec<ChangeEvent> = Vec::with_capacity(shared.batch_size.min(8192) + 1);
     let mut bytes = 0usize;
     let mut scratch = Vec::new();
     while let Some(data) = stream.next().await {
         let data = data.map_err(|e| pg_error(e, what()))?;
-        pending.extend_from_slice(&data);
+        // The server sends a row per message: parse straight from it unless a row was split.
+        let split = !pending.is_empty();
+        if split {
+            pending.extend_from_slice(&data);
+        }
+        let buf: &[u8] = if split { &pending } else { &data };
         let mut consumed = 0;
-        while let Some(nl) = memchr::memchr(b'\n', &pending[consumed..]) {
-            let line = &pending[consumed..consumed + nl];
+        while let Some(nl) = memchr::memchr(b'\n', &buf[consumed..]) {
+            let line = &buf[consumed..consumed + nl];
             consumed += nl + 1;
             bytes += line.len() + 160;
             let row = parse_line(shared, item.table, line, &mut scratch)?;
@@ -426,7 +558,11 @@ async fn read_chunk(
                 send(shared, item.table, &mut events, &mut bytes, tx).await?;
             }
         }
-        pending.drain(..consumed);
+        if split {
+            pending.drain(..consumed);
+        } else {
+            pending.extend_from_slice(&data[consumed..]);
+        }
     }
     if !pending.is_empty() {
         return Err(Error::new(
@@ -448,7 +584,7 @@ async fn send(
         return Ok(());
     }
     let n = events.len() as u64;
-    let batch = std::mem::replace(events, Vec::with_capacity(shared.batch_size.min(8192)));
+    let batch = std::mem::replace(events, Vec::with_capacity(shared.batch_size.min(8192) + 1));
     tx.send(Ok(SnapMsg::Rows(batch, *bytes)))
         .await
         .map_err(|_| Error::new(ErrorKind::Connection, "the snapshot consumer is gone"))?;

@@ -372,7 +372,13 @@ impl PostgresSource {
             match msg {
                 SnapMsg::Rows(rows, b) => {
                     bytes += b;
-                    events.extend(rows);
+                    // Usually one message makes the batch: keep its vector (it has room for
+                    // the held row) rather than copying it into a new one.
+                    if events.is_empty() {
+                        events = rows;
+                    } else {
+                        events.extend(rows);
+                    }
                 }
                 SnapMsg::Done => done = true,
             }
@@ -384,9 +390,10 @@ impl PostgresSource {
                 Err(_) => break,
             }
         }
-        let mut out = Vec::with_capacity(events.len() + 1);
-        out.extend(self.held.take());
-        out.extend(events);
+        let mut out = events;
+        if let Some(held) = self.held.take() {
+            out.insert(0, held);
+        }
         if !done {
             // Hold the newest row back: it may be the last one, marked `last`.
             self.held = out.pop();
@@ -492,8 +499,13 @@ impl Source for PostgresSource {
             catalog::ensure_wal_level(&client).await?;
         }
         let cfg = &self.settings.config;
-        self.tables =
-            catalog::resolve_tables(&client, &cfg.tables, cfg.publication_all_tables).await?;
+        self.tables = catalog::resolve_tables(
+            &client,
+            &cfg.tables,
+            cfg.publication_all_tables,
+            self.server_version,
+        )
+        .await?;
         if self.tables.is_empty() && !cfg.publication_all_tables {
             return Err(Error::new(
                 ErrorKind::Precondition,
@@ -526,7 +538,8 @@ impl Source for PostgresSource {
             return self.begin_snapshot_only().await;
         }
 
-        catalog::ensure_publication(&client, &self.settings, &self.tables).await?;
+        catalog::ensure_publication(&client, &self.settings, &self.tables, self.server_version)
+            .await?;
         let slot = catalog::slot(&client, &self.settings.slot).await?;
         if let Some(s) = &slot {
             let ours = s.slot_type == "logical"

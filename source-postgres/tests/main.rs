@@ -4,6 +4,7 @@
 mod common;
 mod ops;
 mod restart;
+mod review;
 mod shape;
 mod slot;
 mod snapshot;

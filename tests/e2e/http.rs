@@ -56,7 +56,7 @@ fn healthz_readyz_and_metrics_during_a_running_pipeline() {
     assert!(metric_value(&m, "cdc_event_bytes_total", &[]).unwrap() > 0.0);
     assert_eq!(
         metric_value(&m, "cdc_in_flight_limit_bytes", &[]),
-        Some(67_108_864.0)
+        Some(cdc::connector_core::config::DEFAULT_MAX_IN_FLIGHT_BYTES as f64)
     );
     assert!(metric_value(&m, "cdc_in_flight_bytes", &[]).is_some());
     assert!(m.contains("cdc_durable_position_info{position=\""), "{m}");

@@ -41,6 +41,28 @@ impl Db {
     pub async fn new(prefix: &str) -> Db {
         let name = format!("e2e_{prefix}_{}", std::process::id());
         let admin = connect(&pg_url()).await;
+        // Leftovers of an earlier run that failed half-way: an abandoned slot pins WAL.
+        let stale = format!("e2e_{prefix}_%");
+        let _ = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name LIKE $1 AND NOT active",
+                &[&stale],
+            )
+            .await;
+        for row in admin
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                &[&stale],
+            )
+            .await
+            .unwrap_or_default()
+        {
+            let db: String = row.get(0);
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await;
+        }
         for sql in [
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             format!("CREATE DATABASE {name}"),

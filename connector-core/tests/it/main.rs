@@ -1,3 +1,4 @@
 //! Integration tests of the pipeline runtime with in-memory, fault-injecting connectors.
 
+mod review;
 mod runtime;

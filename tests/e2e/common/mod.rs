@@ -73,13 +73,39 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
     }
 }
 
+/// A running `cdc` child, killed when dropped (a failing test must not leave it running: it
+/// would hold its replication slot and pin WAL).
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Spawn `cdc run -c config` with stderr to a log file next to the config.
-pub fn spawn_run(config: &Path, stdout: Stdio) -> Child {
+pub fn spawn_run(config: &Path, stdout: Stdio) -> Running {
     spawn_run_env(config, stdout, &[])
 }
 
 /// [`spawn_run`] with extra environment variables.
-pub fn spawn_run_env(config: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Child {
+pub fn spawn_run_env(config: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Running {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -92,6 +118,7 @@ pub fn spawn_run_env(config: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Chil
         .stdout(stdout)
         .stderr(log)
         .spawn()
+        .map(Running)
         .expect("cdc spawns")
 }
 
