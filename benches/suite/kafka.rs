@@ -122,6 +122,9 @@ pub struct Arrivals {
     pub from_row: Vec<i64>,
     /// Arrival minus the envelope's `source.ts_us` (the commit time), µs.
     pub from_commit: Vec<i64>,
+    /// The record's timestamp (set by librdkafka when cdc handed it to the producer, in
+    /// milliseconds) minus the row's `t_us`, µs.
+    pub to_produce: Vec<i64>,
 }
 
 /// A consumer reading `topic` from the beginning on a thread of its own, until stopped.
@@ -167,6 +170,9 @@ impl Tail {
                     let mut s = seen.lock().unwrap();
                     if let Some(t) = v["after"]["t_us"].as_i64() {
                         s.from_row.push(now - t);
+                        if let Some(ms) = m.timestamp().to_millis() {
+                            s.to_produce.push(ms * 1000 - t);
+                        }
                     }
                     if let Some(t) = v["source"]["ts_us"].as_i64() {
                         s.from_commit.push(now - t);
@@ -238,6 +244,16 @@ pub async fn ack_latency(
             .client()
             .fetch_metadata(Some(&topic), Duration::from_secs(10));
         let value = vec![b'x'; size];
+        // Warm up (the first sends to a new topic wait for its metadata), then discard.
+        for i in 0..100u64 {
+            let key = format!("{{\"id\":{i}}}");
+            let record = BaseRecord::with_opaque_to(&topic, Box::new(Instant::now()))
+                .key(key.as_bytes())
+                .payload(&value);
+            let _ = producer.send(record);
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+        producer.context().lat.lock().unwrap().clear();
         let total = (rate as f64 * secs) as u64;
         let start = Instant::now();
         for i in 0..total {

@@ -164,6 +164,29 @@ impl Pg {
         eprintln!("warning: could not drop slot {slot}");
     }
 
+    /// Write out what a load left dirty, so that the runs that follow do not pay for it:
+    /// `CHECKPOINT` (as the benchmark user when it may, else as the `postgres` superuser).
+    async fn checkpoint(&self) {
+        if self.c.batch_execute("CHECKPOINT").await.is_ok() {
+            return;
+        }
+        let url = format!(
+            "postgres://postgres@{}:{}/{}",
+            self.host, self.port, self.db
+        );
+        match tokio_postgres::connect(&url, NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                if let Err(e) = c.batch_execute("CHECKPOINT").await {
+                    eprintln!("warning: CHECKPOINT failed: {e}");
+                }
+            }
+            Err(e) => eprintln!("warning: no CHECKPOINT (not allowed, and {url}: {e})"),
+        }
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("PGPASSWORD", &self.password)
@@ -293,6 +316,7 @@ pub async fn drain(env: &Env, pg: &Pg, w: Workload) -> (Vec<Figure>, serde_json:
     }
     let write_secs = t.elapsed().as_secs_f64();
     let end = pg.lsn().await;
+    pg.checkpoint().await;
     let row_bytes: f64 =
         pg.c.query_one(
             &format!("SELECT avg(pg_column_size({table}.*))::float8 FROM {table}"),
@@ -569,6 +593,7 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
         from = to + 1;
     }
     pg.exec("VACUUM (ANALYZE) snap").await;
+    pg.checkpoint().await;
     let size: i64 =
         pg.c.query_one("SELECT pg_table_size('snap')", &[])
             .await

@@ -328,7 +328,7 @@ pub fn loadavg() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// (busy, total) jiffies of all CPUs, from /proc/stat.
+/// (busy, total) jiffies of all CPUs, from /proc/stat; waiting for I/O counts as busy.
 fn cpu_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let v: Vec<u64> = stat
@@ -340,20 +340,43 @@ fn cpu_jiffies() -> (u64, u64) {
         .filter_map(|x| x.parse().ok())
         .collect();
     let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let idle = v.get(3).copied().unwrap_or(0);
     (total - idle, total)
 }
 
-/// Wait until the machine is quiet (under 15% busy over 200 ms; the broker keeps writing for a
-/// while after a large produce), at most `max`. Returns the seconds waited.
+/// Sectors (512 bytes) written to block devices so far, from /proc/diskstats (whole disks only).
+fn sectors_written() -> u64 {
+    std::fs::read_to_string("/proc/diskstats")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = *f.get(2)?;
+            // Whole disks (vda, sda, nvme0n1), not partitions or loop devices.
+            let whole =
+                (name.starts_with("vd") || name.starts_with("sd") || name.starts_with("xvd"))
+                    && !name.ends_with(|c: char| c.is_ascii_digit())
+                    || (name.starts_with("nvme") && !name.contains('p'));
+            whole.then(|| f.get(9)?.parse::<u64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Wait until the machine is quiet, at most `max`: under 15% of the CPUs busy (I/O wait
+/// included) and under 2 MB written to disk over 200 ms. The broker keeps writing for a while
+/// after a large produce, and the databases flush what a backlog or a table load left dirty;
+/// either would slow the next run. Returns the seconds waited.
 pub async fn settle(max: Duration) -> f64 {
     let t = Instant::now();
     loop {
         let (b0, t0) = cpu_jiffies();
+        let w0 = sectors_written();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (b1, t1) = cpu_jiffies();
+        let w1 = sectors_written();
         let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
-        if busy < 0.15 || t.elapsed() > max {
+        let written = (w1 - w0) * 512;
+        if (busy < 0.15 && written < 2_000_000) || t.elapsed() > max {
             return t.elapsed().as_secs_f64();
         }
     }

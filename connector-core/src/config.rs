@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Default bound on the bytes of events between source and sink (`pipeline.max_in_flight_bytes`).
-/// 16 MiB drained as fast as 64 MiB in every benchmark (file and Kafka sinks, both sources) with
-/// a peak resident memory well under 100 MB; the estimate undercounts real memory about twofold
+/// 8 MiB drained as fast as 64 MiB in every benchmark (file and Kafka sinks, both sources) and
+/// keeps the peak resident memory well under 100 MB; real memory is about twice the estimate
 /// (BENCHMARKS.md).
-pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Default interval between offset store writes (`pipeline.offset_flush_interval_ms`).
 pub const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Default time allowed to drain in-flight events at shutdown (`pipeline.shutdown_timeout_ms`).

@@ -209,7 +209,17 @@ impl OffsetStore for FileOffsetStore {
     }
 
     async fn store(&self, position: &Position) -> Result<()> {
-        self.store_sync(position)
+        // Two fsyncs: on a busy disk they take tens of milliseconds, which must not stall the
+        // runtime's worker thread (and the acknowledgements queued on it).
+        let this = FileOffsetStore {
+            pipeline: self.pipeline.clone(),
+            path: self.path.clone(),
+            lock: None,
+        };
+        let position = position.clone();
+        tokio::task::spawn_blocking(move || this.store_sync(&position))
+            .await
+            .map_err(|e| Error::internal("the offsets writer task failed").with_source(e))?
     }
 
     async fn clear(&self) -> Result<()> {

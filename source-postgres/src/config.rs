@@ -24,8 +24,10 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
 pub const DEFAULT_LAG_INTERVAL_MS: u64 = 10_000;
 /// Default most events in one batch.
 pub const DEFAULT_BATCH_SIZE: usize = 4_096;
-/// Default most estimated bytes in one batch.
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Default most estimated bytes in one batch. 2 MiB: the reader queues a few batches ahead of the
+/// pipeline's in-flight bound, so larger batches of wide rows held tens of MB more, at no gain
+/// in speed (BENCHMARKS.md).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Logical message prefix of the built-in heartbeat (never emitted as an event).
@@ -150,7 +152,7 @@ pub struct PostgresConfig {
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Most estimated bytes of events in one batch (a single larger row still makes a batch of
-    /// its own). Default 8388608.
+    /// its own). Default 2097152.
     #[serde(default = "default_max_batch_bytes")]
     pub max_batch_bytes: usize,
     /// Timeout for establishing a connection, in milliseconds. Default 10000.
