@@ -4,7 +4,7 @@
 # and the local Kafka-protocol broker.
 #
 # Usage:
-#   scripts/bench.sh                 # the whole suite (about 8 minutes on 2 cores)
+#   scripts/bench.sh                 # the whole suite (about 9 minutes on 2 cores)
 #   scripts/bench.sh pg-insert       # one part; several parts or groups may be named:
 #       pg-insert pg-update pg-wide pg-latency pg-snapshot
 #       mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot

@@ -10,14 +10,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> std::process::ExitCode {
-    // Return freed memory to the OS after 5 ms rather than mimalloc's default delay (1 s in
+    // Return freed memory to the OS at once rather than after mimalloc's default delay (1 s in
     // mimalloc 3): events are allocated on the source's threads and freed on the sink's, and
-    // with the default a backlog drain held 150-200 MB resident instead of 50-80 MB, at the same
-    // speed. (0, purging at once, costs page faults: a snapshot ran 10-15% slower.) See
-    // BENCHMARKS.md. `MIMALLOC_PURGE_DELAY=N` in the environment still wins.
+    // with the default a backlog drain held 150-200 MB resident; with 5 ms, 56-133 MiB; with 0,
+    // 35-105 MiB, at the same drain speed (within run-to-run noise) and a snapshot within 5%
+    // (BENCHMARKS.md).
+    // `MIMALLOC_PURGE_DELAY=N` (milliseconds) in the environment still wins.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: setting an option is a plain store into mimalloc's option table.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 5) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
     cdc::cli::main(cdc::registry())
 }

@@ -256,6 +256,9 @@ pub struct DrainResults {
     pub file: Vec<CdcRun>,
     pub null: Vec<CdcRun>,
     pub kafka: Vec<CdcRun>,
+    /// A reference that is not a ceiling (label, seconds per round): another tool that decodes
+    /// every row, for context when the ceiling only copies bytes.
+    pub reference: Option<(String, Vec<f64>)>,
 }
 
 fn cdc_figure(part: &str, label: &str, runs: &[CdcRun], events: u64, source_bytes: u64) -> Figure {
@@ -313,6 +316,17 @@ pub fn figures(
         .detail("source_mb", r.source_bytes as f64 / 1e6)
         .detail("source_mb_per_s", r.source_bytes as f64 / 1e6 / src_secs),
     );
+    if let Some((label, secs)) = r.reference.as_ref().filter(|(_, s)| !s.is_empty()) {
+        out.push(
+            Figure::new(
+                part,
+                format!("{label} (reference)"),
+                "ev/s",
+                secs.iter().map(|s| events as f64 / s).collect(),
+            )
+            .detail("secs", secs.clone()),
+        );
+    }
     let broker_secs = median(&r.broker_secs);
     if !r.broker_secs.is_empty() {
         let avg = r

@@ -495,6 +495,7 @@ pub fn snapshot_figures(
     rows: u64,
     ceiling_secs: &[f64],
     file: &[SnapRun],
+    null: &[SnapRun],
     kafka: &[SnapRun],
 ) -> Vec<Figure> {
     let mut out = vec![Figure::new(
@@ -507,6 +508,7 @@ pub fn snapshot_figures(
     let csecs = median(ceiling_secs);
     for (label, runs, target) in [
         ("cdc initial_only → file (fsync)", file, true),
+        ("cdc initial_only → /dev/null (stdout sink)", null, false),
         ("cdc initial_only → kafka", kafka, false),
     ] {
         if runs.is_empty() {

@@ -297,6 +297,21 @@ pub async fn drain(env: &Env, my: &mut My, w: Workload) -> (Vec<Figure>, serde_j
             let _ = std::fs::remove_dir_all(&dir);
             r.ceiling_secs.push(secs);
             eprintln!("[{part}] round {round}: mariadb-binlog --raw {secs:.3} s");
+            // MariaDB's own decoder printing every row (`--verbose`): what decoding costs.
+            settle(SETTLE).await;
+            let (secs, _) = run_timed(
+                my.command("mariadb-binlog")
+                    .args(["--read-from-remote-server", "--verbose"])
+                    .arg(format!("--start-position={}", start.pos))
+                    .arg(&start.file)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            r.reference
+                .get_or_insert_with(|| ("mariadb-binlog --verbose".to_string(), Vec::new()))
+                .1
+                .push(secs);
+            eprintln!("[{part}] round {round}: mariadb-binlog --verbose {secs:.3} s");
         }
         for &sink in &env.sinks {
             let name = format!("{}_{table}_{}{round}", env.tag, sink.label());
@@ -502,6 +517,7 @@ pub async fn snapshot(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value
     );
     let mut dump = vec![];
     let mut file = vec![];
+    let mut null = vec![];
     let mut kafka_runs = vec![];
     for round in 0..env.runs {
         settle(SETTLE).await;
@@ -527,6 +543,22 @@ pub async fn snapshot(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value
             r.secs, r.usage.rss_mib, r.usage.cpu_s
         );
         file.push(r);
+        if env.sinks.contains(&SinkKind::Null) {
+            let name = format!("{}_mysnapn{round}", env.tag);
+            settle(SETTLE).await;
+            let r = crate::snapshot_run(
+                env,
+                &name,
+                &my.source_yaml("snap", "initial_only"),
+                SinkKind::Null,
+            )
+            .await;
+            eprintln!(
+                "[{part}] round {round}: cdc -> null {:.3} s, CPU {:.2} s",
+                r.secs, r.usage.cpu_s
+            );
+            null.push(r);
+        }
         if env.snapshot_kafka && round < env.snapshot_kafka_runs {
             let name = format!("{}_mysnapk{round}", env.tag);
             settle(SETTLE).await;
@@ -547,6 +579,7 @@ pub async fn snapshot(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value
         rows,
         &dump,
         &file,
+        &null,
         &kafka_runs,
     );
     let info = json!({"part": part, "rows": rows});

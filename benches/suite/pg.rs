@@ -606,6 +606,7 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
     );
     let mut copy = vec![];
     let mut file = vec![];
+    let mut null = vec![];
     let mut kafka_runs = vec![];
     for round in 0..env.runs {
         settle(SETTLE).await;
@@ -629,6 +630,22 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
             r.secs, r.usage.rss_mib, r.usage.cpu_s
         );
         file.push(r);
+        if env.sinks.contains(&SinkKind::Null) {
+            let name = format!("{}_pgsnapn{round}", env.tag);
+            settle(SETTLE).await;
+            let r = crate::snapshot_run(
+                env,
+                &name,
+                &pg.source_yaml("snap", &name, "unused_pub", "initial_only"),
+                SinkKind::Null,
+            )
+            .await;
+            eprintln!(
+                "[{part}] round {round}: cdc -> null {:.3} s, CPU {:.2} s",
+                r.secs, r.usage.cpu_s
+            );
+            null.push(r);
+        }
         if env.snapshot_kafka && round < env.snapshot_kafka_runs {
             let name = format!("{}_pgsnapk{round}", env.tag);
             settle(SETTLE).await;
@@ -643,7 +660,15 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
             kafka_runs.push(r);
         }
     }
-    let figs = crate::snapshot_figures(part, "COPY ... TO STDOUT", rows, &copy, &file, &kafka_runs);
+    let figs = crate::snapshot_figures(
+        part,
+        "COPY ... TO STDOUT",
+        rows,
+        &copy,
+        &file,
+        &null,
+        &kafka_runs,
+    );
     let info = json!({"part": part, "rows": rows, "table_bytes": size});
     (figs, info)
 }
