@@ -261,6 +261,53 @@ pub struct DrainResults {
     pub reference: Option<(String, Vec<f64>)>,
 }
 
+impl DrainResults {
+    /// Keep a `cdc` run under its sink, and report it.
+    pub fn record(&mut self, part: &str, round: usize, sink: SinkKind, run: CdcRun) {
+        eprintln!(
+            "[{part}] round {round}: cdc -> {} {:.3} s (first event {:.3} s), peak RSS {:.0} MiB, CPU {:.2} s",
+            sink.label(),
+            run.secs,
+            run.first_s,
+            run.usage.rss_mib,
+            run.usage.cpu_s
+        );
+        match sink {
+            SinkKind::File => self.file.push(run),
+            SinkKind::Null => self.null.push(run),
+            SinkKind::Kafka => self.kafka.push(run),
+        }
+    }
+
+    /// The broker ceiling of one round, into `topic`, with the key and value sizes of the first
+    /// file run (nothing when ceilings are off or there is no file run).
+    pub async fn broker_round(
+        &mut self,
+        env: &Env,
+        part: &str,
+        round: usize,
+        topic: &str,
+        w: Workload,
+    ) {
+        let Some((key, value)) = self
+            .file
+            .first()
+            .filter(|_| env.ceilings)
+            .map(|f| (f.avg_key, f.avg_value))
+        else {
+            return;
+        };
+        crate::proc::settle(crate::SETTLE).await;
+        let (secs, cpu, msgs) = broker_ceiling(env, topic, w, key, value).await;
+        self.broker_secs.push(secs);
+        self.broker_cpu.push(cpu);
+        self.broker_msgs = msgs;
+        eprintln!(
+            "[{part}] round {round}: plain producer {msgs} messages in {secs:.3} s, CPU {cpu:.2} s"
+        );
+    }
+}
+
 fn cdc_figure(part: &str, label: &str, runs: &[CdcRun], events: u64, source_bytes: u64) -> Figure {
     let rates: Vec<f64> = runs.iter().map(|r| events as f64 / r.secs).collect();
     let mut f = Figure::new(part, label, "ev/s", rates);

@@ -489,14 +489,58 @@ pub async fn snapshot_run(env: &Env, name: &str, source_yaml: &str, sink: SinkKi
     }
 }
 
+/// The `cdc` runs of a snapshot part, by sink.
+#[derive(Default)]
+pub struct SnapRuns {
+    pub file: Vec<SnapRun>,
+    pub null: Vec<SnapRun>,
+    pub kafka: Vec<SnapRun>,
+}
+
+/// One round of a snapshot part's `cdc` runs: into the file always, into `/dev/null` when the
+/// `null` sink is selected, into Kafka for the first `snapshot_kafka_runs` rounds. `source_yaml`
+/// gives the `source:` section for a run's pipeline name; `prefix` names the runs.
+pub async fn snapshot_round(
+    env: &Env,
+    part: &str,
+    round: usize,
+    prefix: &str,
+    source_yaml: impl Fn(&str) -> String,
+    runs: &mut SnapRuns,
+) {
+    let kafka = env.snapshot_kafka && round < env.snapshot_kafka_runs;
+    for (sink, suffix, wanted) in [
+        (SinkKind::File, "", true),
+        (SinkKind::Null, "n", env.sinks.contains(&SinkKind::Null)),
+        (SinkKind::Kafka, "k", kafka),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let name = format!("{}_{prefix}{suffix}{round}", env.tag);
+        proc::settle(SETTLE).await;
+        let r = snapshot_run(env, &name, &source_yaml(&name), sink).await;
+        eprintln!(
+            "[{part}] round {round}: cdc -> {} {:.3} s, RSS {:.0} MiB, CPU {:.2} s",
+            sink.label(),
+            r.secs,
+            r.usage.rss_mib,
+            r.usage.cpu_s
+        );
+        match sink {
+            SinkKind::File => runs.file.push(r),
+            SinkKind::Null => runs.null.push(r),
+            SinkKind::Kafka => runs.kafka.push(r),
+        }
+    }
+}
+
 pub fn snapshot_figures(
     part: &str,
     ceiling: &str,
     rows: u64,
     ceiling_secs: &[f64],
-    file: &[SnapRun],
-    null: &[SnapRun],
-    kafka: &[SnapRun],
+    runs: &SnapRuns,
 ) -> Vec<Figure> {
     let mut out = vec![Figure::new(
         part,
@@ -507,9 +551,13 @@ pub fn snapshot_figures(
     .detail("secs", ceiling_secs.to_vec())];
     let csecs = median(ceiling_secs);
     for (label, runs, target) in [
-        ("cdc initial_only → file (fsync)", file, true),
-        ("cdc initial_only → /dev/null (stdout sink)", null, false),
-        ("cdc initial_only → kafka", kafka, false),
+        ("cdc initial_only → file (fsync)", &runs.file, true),
+        (
+            "cdc initial_only → /dev/null (stdout sink)",
+            &runs.null,
+            false,
+        ),
+        ("cdc initial_only → kafka", &runs.kafka, false),
     ] {
         if runs.is_empty() {
             continue;

@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
 use serde_json::json;
 
-use crate::drain::{self, DrainResults, SinkKind, Workload};
+use crate::drain::{self, DrainResults, Workload};
 use crate::kafka::{self, quantile, Tail};
 use crate::proc::{run_timed, settle, Cdc};
 use crate::report::{median, Figure};
@@ -318,38 +318,16 @@ pub async fn drain(env: &Env, my: &mut My, w: Workload) -> (Vec<Figure>, serde_j
             let src = my.source_yaml(table, "never");
             settle(SETTLE).await;
             let run = drain::cdc_drain(env, &name, &src, sink, events, Some(&start.to_cdc())).await;
-            eprintln!(
-                "[{part}] round {round}: cdc -> {} {:.3} s (first event {:.3} s), peak RSS {:.0} MiB, CPU {:.2} s",
-                sink.label(),
-                run.secs,
-                run.first_s,
-                run.usage.rss_mib,
-                run.usage.cpu_s
-            );
-            match sink {
-                SinkKind::File => r.file.push(run),
-                SinkKind::Null => r.null.push(run),
-                SinkKind::Kafka => r.kafka.push(run),
-            }
+            r.record(&part, round, sink, run);
         }
-        let Some(f) = r.file.first().filter(|_| env.ceilings) else {
-            continue;
-        };
-        settle(SETTLE).await;
-        let (secs, cpu, msgs) = drain::broker_ceiling(
+        r.broker_round(
             env,
+            &part,
+            round,
             &format!("{}_my{table}_plain{round}", env.tag),
             w,
-            f.avg_key,
-            f.avg_value,
         )
         .await;
-        r.broker_secs.push(secs);
-        r.broker_cpu.push(cpu);
-        r.broker_msgs = msgs;
-        eprintln!(
-            "[{part}] round {round}: plain producer {msgs} messages in {secs:.3} s, CPU {cpu:.2} s"
-        );
     }
     let figures = drain::figures(env, &part, "mariadb-binlog --raw", w, &r);
     let info = json!({
@@ -516,9 +494,7 @@ pub async fn snapshot(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value
         t.elapsed().as_secs_f64()
     );
     let mut dump = vec![];
-    let mut file = vec![];
-    let mut null = vec![];
-    let mut kafka_runs = vec![];
+    let mut runs = crate::SnapRuns::default();
     for round in 0..env.runs {
         settle(SETTLE).await;
         let (secs, _) = run_timed(
@@ -529,59 +505,18 @@ pub async fn snapshot(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value
                 .stdout(Stdio::null()),
         );
         dump.push(secs);
-        let name = format!("{}_mysnap{round}", env.tag);
-        settle(SETTLE).await;
-        let r = crate::snapshot_run(
+        eprintln!("[{part}] round {round}: SELECT {secs:.3} s");
+        crate::snapshot_round(
             env,
-            &name,
-            &my.source_yaml("snap", "initial_only"),
-            SinkKind::File,
+            part,
+            round,
+            "mysnap",
+            |_| my.source_yaml("snap", "initial_only"),
+            &mut runs,
         )
         .await;
-        eprintln!(
-            "[{part}] round {round}: SELECT {secs:.3} s; cdc -> file {:.3} s, RSS {:.0} MiB, CPU {:.2} s",
-            r.secs, r.usage.rss_mib, r.usage.cpu_s
-        );
-        file.push(r);
-        if env.sinks.contains(&SinkKind::Null) {
-            let name = format!("{}_mysnapn{round}", env.tag);
-            settle(SETTLE).await;
-            let r = crate::snapshot_run(
-                env,
-                &name,
-                &my.source_yaml("snap", "initial_only"),
-                SinkKind::Null,
-            )
-            .await;
-            eprintln!(
-                "[{part}] round {round}: cdc -> null {:.3} s, CPU {:.2} s",
-                r.secs, r.usage.cpu_s
-            );
-            null.push(r);
-        }
-        if env.snapshot_kafka && round < env.snapshot_kafka_runs {
-            let name = format!("{}_mysnapk{round}", env.tag);
-            settle(SETTLE).await;
-            let r = crate::snapshot_run(
-                env,
-                &name,
-                &my.source_yaml("snap", "initial_only"),
-                SinkKind::Kafka,
-            )
-            .await;
-            eprintln!("[{part}] round {round}: cdc -> kafka {:.3} s", r.secs);
-            kafka_runs.push(r);
-        }
     }
-    let figs = crate::snapshot_figures(
-        part,
-        "mariadb --quick SELECT",
-        rows,
-        &dump,
-        &file,
-        &null,
-        &kafka_runs,
-    );
+    let figs = crate::snapshot_figures(part, "mariadb --quick SELECT", rows, &dump, &runs);
     let info = json!({"part": part, "rows": rows});
     (figs, info)
 }

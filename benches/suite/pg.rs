@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_postgres::{Client, NoTls};
 
-use crate::drain::{self, CdcRun, DrainResults, SinkKind, Workload};
+use crate::drain::{self, CdcRun, DrainResults, Workload};
 use crate::kafka::{self, quantile};
 use crate::proc::{metric_value, run_timed, settle, Cdc};
 use crate::report::{median, Figure};
@@ -379,38 +379,16 @@ pub async fn drain(env: &Env, pg: &Pg, w: Workload) -> (Vec<Figure>, serde_json:
             settle(SETTLE).await;
             let run: CdcRun = drain::cdc_drain(env, &name, &src, sink, events, None).await;
             pg.drop_slot(&name).await;
-            eprintln!(
-                "[{part}] round {round}: cdc -> {} {:.3} s (first event {:.3} s), peak RSS {:.0} MiB, CPU {:.2} s",
-                sink.label(),
-                run.secs,
-                run.first_s,
-                run.usage.rss_mib,
-                run.usage.cpu_s
-            );
-            match sink {
-                SinkKind::File => r.file.push(run),
-                SinkKind::Null => r.null.push(run),
-                SinkKind::Kafka => r.kafka.push(run),
-            }
+            r.record(&part, round, sink, run);
         }
-        let Some(f) = r.file.first().filter(|_| env.ceilings) else {
-            continue;
-        };
-        settle(SETTLE).await;
-        let (secs, cpu, msgs) = drain::broker_ceiling(
+        r.broker_round(
             env,
+            &part,
+            round,
             &format!("{}_{table}_plain{round}", env.tag),
             w,
-            f.avg_key,
-            f.avg_value,
         )
         .await;
-        r.broker_secs.push(secs);
-        r.broker_cpu.push(cpu);
-        r.broker_msgs = msgs;
-        eprintln!(
-            "[{part}] round {round}: plain producer {msgs} messages in {secs:.3} s, CPU {cpu:.2} s"
-        );
     }
     pg.drop_slot(&template).await;
     let figures = drain::figures(env, &part, "pg_recvlogical", w, &r);
@@ -605,9 +583,7 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
         t.elapsed().as_secs_f64()
     );
     let mut copy = vec![];
-    let mut file = vec![];
-    let mut null = vec![];
-    let mut kafka_runs = vec![];
+    let mut runs = crate::SnapRuns::default();
     for round in 0..env.runs {
         settle(SETTLE).await;
         let (secs, _) = run_timed(
@@ -616,59 +592,18 @@ pub async fn snapshot(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
                 .stdout(Stdio::null()),
         );
         copy.push(secs);
-        let name = format!("{}_pgsnap{round}", env.tag);
-        settle(SETTLE).await;
-        let r = crate::snapshot_run(
+        eprintln!("[{part}] round {round}: COPY {secs:.3} s");
+        crate::snapshot_round(
             env,
-            &name,
-            &pg.source_yaml("snap", &name, "unused_pub", "initial_only"),
-            SinkKind::File,
+            part,
+            round,
+            "pgsnap",
+            |name| pg.source_yaml("snap", name, "unused_pub", "initial_only"),
+            &mut runs,
         )
         .await;
-        eprintln!(
-            "[{part}] round {round}: COPY {secs:.3} s; cdc -> file {:.3} s, RSS {:.0} MiB, CPU {:.2} s",
-            r.secs, r.usage.rss_mib, r.usage.cpu_s
-        );
-        file.push(r);
-        if env.sinks.contains(&SinkKind::Null) {
-            let name = format!("{}_pgsnapn{round}", env.tag);
-            settle(SETTLE).await;
-            let r = crate::snapshot_run(
-                env,
-                &name,
-                &pg.source_yaml("snap", &name, "unused_pub", "initial_only"),
-                SinkKind::Null,
-            )
-            .await;
-            eprintln!(
-                "[{part}] round {round}: cdc -> null {:.3} s, CPU {:.2} s",
-                r.secs, r.usage.cpu_s
-            );
-            null.push(r);
-        }
-        if env.snapshot_kafka && round < env.snapshot_kafka_runs {
-            let name = format!("{}_pgsnapk{round}", env.tag);
-            settle(SETTLE).await;
-            let r = crate::snapshot_run(
-                env,
-                &name,
-                &pg.source_yaml("snap", &name, "unused_pub", "initial_only"),
-                SinkKind::Kafka,
-            )
-            .await;
-            eprintln!("[{part}] round {round}: cdc -> kafka {:.3} s", r.secs);
-            kafka_runs.push(r);
-        }
     }
-    let figs = crate::snapshot_figures(
-        part,
-        "COPY ... TO STDOUT",
-        rows,
-        &copy,
-        &file,
-        &null,
-        &kafka_runs,
-    );
+    let figs = crate::snapshot_figures(part, "COPY ... TO STDOUT", rows, &copy, &runs);
     let info = json!({"part": part, "rows": rows, "table_bytes": size});
     (figs, info)
 }

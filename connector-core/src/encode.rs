@@ -1180,19 +1180,24 @@ mod tests {
         assert_eq!(key, br#"{"id":7}"#);
     }
 
-    #[test]
-    fn keyless_tables_have_no_key() {
+    /// A create in a table without key columns.
+    fn keyless_create() -> ChangeEvent {
         let t = Arc::new(TableSchema::new(
             TableId::new("d", "s", "t"),
             vec![Column::new("a", "text")],
         ));
-        let ev = ChangeEvent::row(
+        ChangeEvent::row(
             Op::Create,
             t,
             None,
             Some(vec![Value::Text("x".into())]),
             Position::new("p"),
-        );
+        )
+    }
+
+    #[test]
+    fn keyless_tables_have_no_key() {
+        let ev = keyless_create();
         let mut key = Vec::new();
         assert!(!Encoder::new("n", Format::Debezium).write_key(&ev, &mut key));
         assert!(key.is_empty());
@@ -1298,17 +1303,7 @@ mod tests {
 
     #[test]
     fn schemas_leave_keyless_tables_without_a_key() {
-        let t = Arc::new(TableSchema::new(
-            TableId::new("d", "s", "t"),
-            vec![Column::new("a", "text")],
-        ));
-        let ev = ChangeEvent::row(
-            Op::Create,
-            t,
-            None,
-            Some(vec![Value::Text("x".into())]),
-            Position::new("p"),
-        );
+        let ev = keyless_create();
         let mut key = Vec::new();
         let enc = Encoder::new("n", Format::Debezium).with_schemas(true);
         assert!(!enc.write_key(&ev, &mut key));

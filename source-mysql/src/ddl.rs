@@ -231,6 +231,10 @@ impl<'a> P<'a> {
             false
         }
     }
+    /// Whether the next token is one of `kws` (not consumed).
+    fn at_any(&self, kws: &[&str]) -> bool {
+        self.peek().is_some_and(|t| kws.iter().any(|k| t.is_kw(k)))
+    }
     fn kws(&mut self, kws: &[&str]) -> bool {
         let save = self.i;
         for k in kws {
@@ -729,21 +733,17 @@ fn parse_tokens(p: &mut P<'_>) -> Option<Ddl> {
                         p.skip_item();
                         continue;
                     }
-                    let is_index = p.peek().is_some_and(|t| {
-                        [
-                            "key",
-                            "index",
-                            "unique",
-                            "fulltext",
-                            "spatial",
-                            "foreign",
-                            "check",
-                            "period",
-                            "constraint",
-                        ]
-                        .iter()
-                        .any(|k| t.is_kw(k))
-                    });
+                    let is_index = p.at_any(&[
+                        "key",
+                        "index",
+                        "unique",
+                        "fulltext",
+                        "spatial",
+                        "foreign",
+                        "check",
+                        "period",
+                        "constraint",
+                    ]);
                     if is_index {
                         p.skip_item();
                         continue;
@@ -1061,11 +1061,7 @@ fn alter_one(p: &mut P<'_>) -> AlterOp {
     if p.kw("add") {
         if p.kw("constraint") {
             p.kws(&["if", "not", "exists"]);
-            let kind_follows = p.peek().is_some_and(|t| {
-                ["primary", "unique", "foreign", "check"]
-                    .iter()
-                    .any(|k| t.is_kw(k))
-            });
+            let kind_follows = p.at_any(&["primary", "unique", "foreign", "check"]);
             if !kind_follows {
                 p.ident();
             }
@@ -1076,23 +1072,19 @@ fn alter_one(p: &mut P<'_>) -> AlterOp {
             }
             return AlterOp::AddPrimaryKey(p.paren_list());
         }
-        let is_index = p.peek().is_some_and(|t| {
-            [
-                "key",
-                "index",
-                "unique",
-                "fulltext",
-                "spatial",
-                "foreign",
-                "check",
-                "period",
-                "partition",
-                "constraint",
-                "system",
-            ]
-            .iter()
-            .any(|k| t.is_kw(k))
-        });
+        let is_index = p.at_any(&[
+            "key",
+            "index",
+            "unique",
+            "fulltext",
+            "spatial",
+            "foreign",
+            "check",
+            "period",
+            "partition",
+            "constraint",
+            "system",
+        ]);
         if is_index {
             return AlterOp::Other;
         }
@@ -1107,20 +1099,16 @@ fn alter_one(p: &mut P<'_>) -> AlterOp {
         if p.kws(&["primary", "key"]) {
             return AlterOp::DropPrimaryKey;
         }
-        let is_other = p.peek().is_some_and(|t| {
-            [
-                "index",
-                "key",
-                "foreign",
-                "constraint",
-                "check",
-                "partition",
-                "period",
-                "system",
-            ]
-            .iter()
-            .any(|k| t.is_kw(k))
-        });
+        let is_other = p.at_any(&[
+            "index",
+            "key",
+            "foreign",
+            "constraint",
+            "check",
+            "partition",
+            "period",
+            "system",
+        ]);
         if is_other {
             return AlterOp::Other;
         }

@@ -1723,14 +1723,7 @@ mod tests {
         gtid.extend_from_slice(&1u64.to_le_bytes());
         gtid.extend_from_slice(&1_700_000_000_654_321u64.to_le_bytes()[..7]);
         // Query_event "BEGIN" of thread 42.
-        let mut begin = Vec::new();
-        begin.extend_from_slice(&42u32.to_le_bytes());
-        begin.extend_from_slice(&0u32.to_le_bytes());
-        begin.push(0);
-        begin.extend_from_slice(&0u16.to_le_bytes());
-        begin.extend_from_slice(&0u16.to_le_bytes());
-        begin.push(0);
-        begin.extend_from_slice(b"BEGIN");
+        let begin = query_body("BEGIN");
         // Table_map_log_event with FULL metadata: (id INT UNSIGNED PK, doc JSON,
         // price DECIMAL(10,2), name VARCHAR(20) utf8mb4).
         let types = [ct::LONG, ct::JSON, ct::NEWDECIMAL, ct::VARCHAR];

@@ -39,32 +39,24 @@ pub async fn connect(
         c.password(p.expose());
     }
     let what = format!("connecting to {}", conn.redacted());
-    let client = match tls {
-        Some(cfg) => {
-            let (client, connection) = c
-                .connect(crate::tls::MakeRustls(Arc::clone(cfg)))
-                .await
-                .map_err(|e| pg_error(e, &what))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "control connection ended");
-                }
-            });
-            client
+    match tls {
+        Some(cfg) => spawn_connection(&c, crate::tls::MakeRustls(Arc::clone(cfg)), &what).await,
+        None => spawn_connection(&c, tokio_postgres::NoTls, &what).await,
+    }
+}
+
+/// Connect, and drive the connection on a task of its own.
+async fn spawn_connection<T>(c: &tokio_postgres::Config, tls: T, what: &str) -> Result<Client>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = c.connect(tls).await.map_err(|e| pg_error(e, what))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(error = %e, "control connection ended");
         }
-        None => {
-            let (client, connection) = c
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| pg_error(e, &what))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "control connection ended");
-                }
-            });
-            client
-        }
-    };
+    });
     Ok(client)
 }
 

@@ -7,24 +7,14 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable as _;
 use mysql_async::Conn;
 
-use crate::common::{read_jsonl, run_log, signal, spawn_run, wait_timeout, wait_until, Workdir};
+use crate::common::{
+    read_jsonl, run_log, signal, spawn_run, versions, wait_timeout, wait_until, Workdir,
+};
 
 /// `CDC_TEST_MYSQL_URL`; the test fails (never skips) without it.
 fn mysql_url() -> String {
     std::env::var("CDC_TEST_MYSQL_URL")
         .expect("CDC_TEST_MYSQL_URL is not set: run `eval \"$(scripts/services.sh up)\"` first")
-}
-
-/// Per key, the `qty` values seen in `after` rows, in file order.
-fn versions(path: &std::path::Path) -> BTreeMap<i64, Vec<i64>> {
-    let mut seen: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for line in read_jsonl(path) {
-        let after = &line["value"]["after"];
-        if let (Some(id), Some(qty)) = (after["id"].as_i64(), after["qty"].as_i64()) {
-            seen.entry(id).or_default().push(qty);
-        }
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

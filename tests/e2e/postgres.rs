@@ -8,7 +8,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::common::{
     cdc_output, free_port, http_get, metric_value, read_jsonl, run_log, signal, spawn_run,
-    spawn_run_env, wait_timeout, wait_until, Workdir,
+    spawn_run_env, versions, wait_timeout, wait_until, Workdir,
 };
 
 /// `CDC_TEST_PG_URL`; the test fails (never skips) without it.
@@ -92,18 +92,6 @@ impl Db {
             ))
             .await;
     }
-}
-
-/// Per key, the `qty` values seen in `after` rows, in file order.
-fn versions(path: &std::path::Path) -> BTreeMap<i64, Vec<i64>> {
-    let mut seen: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for line in read_jsonl(path) {
-        let after = &line["value"]["after"];
-        if let (Some(id), Some(qty)) = (after["id"].as_i64(), after["qty"].as_i64()) {
-            seen.entry(id).or_default().push(qty);
-        }
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

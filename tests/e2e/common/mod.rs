@@ -135,6 +135,18 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Per key, the `qty` values seen in `after` rows, in file order.
+pub fn versions(path: &Path) -> BTreeMap<i64, Vec<i64>> {
+    let mut seen: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for line in read_jsonl(path) {
+        let after = &line["value"]["after"];
+        if let (Some(id), Some(qty)) = (after["id"].as_i64(), after["qty"].as_i64()) {
+            seen.entry(id).or_default().push(qty);
+        }
+    }
+    seen
+}
+
 /// How many times each generator event number appears in a file sink's output.
 pub fn generator_counts(path: &Path) -> BTreeMap<u64, usize> {
     let mut counts = BTreeMap::new();
