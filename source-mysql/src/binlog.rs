@@ -241,16 +241,35 @@ pub fn maria_uncompress(data: &[u8]) -> Result<Vec<u8>> {
     if h & 0x80 == 0 || n == 0 || n > 4 {
         return Err(malformed("compressed event header"));
     }
-    let len = b.uint_be(n)? as usize;
-    let mut out = Vec::with_capacity(len);
-    flate2::read::ZlibDecoder::new(b.rest())
+    let len = b.uint_be(n)?;
+    let data = b.rest();
+    // The declared length sizes nothing before it is checked: zlib cannot expand more than
+    // `ZLIB_MAX_RATIO` to 1, and the output is read only up to the declared length.
+    let most = (data.len() as u64).saturating_mul(ZLIB_MAX_RATIO) + 64;
+    if len > most {
+        return Err(malformed(format!(
+            "compressed event declares {len} bytes uncompressed from {} compressed bytes",
+            data.len()
+        )));
+    }
+    let len = len as usize;
+    let mut out = Vec::with_capacity(len.min(data.len().saturating_mul(4)));
+    flate2::read::ZlibDecoder::new(data)
+        .take(len as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| malformed("compressed event data").with_source(e))?;
     if out.len() != len {
-        return Err(malformed("compressed event length"));
+        return Err(malformed(format!(
+            "compressed event declares {len} bytes uncompressed, its data holds {}{}",
+            out.len().min(len),
+            if out.len() > len { " or more" } else { "" }
+        )));
     }
     Ok(out)
 }
+
+/// The most a zlib (deflate) stream expands: 1032 to 1.
+const ZLIB_MAX_RATIO: u64 = 1032;
 
 /// A `ROTATE_EVENT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -475,8 +494,16 @@ impl XaPrepareEvent {
 /// MariaDB `GTID_LIST_EVENT` (163): the GTID state at the start of a binlog file.
 pub fn parse_maria_gtid_list(data: &[u8]) -> Result<Vec<(u32, u32, u64)>> {
     let mut b = Buf(data);
-    let n = b.u32()? & 0x0FFF_FFFF;
-    let mut out = Vec::with_capacity(n as usize);
+    let n = (b.u32()? & 0x0FFF_FFFF) as usize;
+    // Each GTID takes 16 bytes: a count the event cannot hold sizes nothing.
+    if n > b.len() / 16 {
+        return Err(malformed(format!(
+            "GTID_LIST event declares {n} GTIDs, its {} bytes hold {}",
+            b.len(),
+            b.len() / 16
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push((b.u32()?, b.u32()?, b.u64()?));
     }
@@ -758,8 +785,19 @@ impl TableMapEvent {
                 5 | 6 => {
                     let mut all = Vec::new();
                     while !v.is_empty() {
-                        let count = v.lenenc()? as usize;
-                        let mut labels = Vec::with_capacity(count);
+                        let count = v.lenenc()?;
+                        // Each label takes at least its length byte.
+                        if count > v.len() as u64 {
+                            return Err(malformed(format!(
+                                "TABLE_MAP of {}.{}: {} labels declared for an ENUM/SET \
+                                 column, {} bytes left",
+                                self.schema,
+                                self.table,
+                                count,
+                                v.len()
+                            )));
+                        }
+                        let mut labels = Vec::with_capacity(count as usize);
                         for _ in 0..count {
                             labels.push(v.lenenc_bytes()?.to_vec());
                         }
@@ -933,6 +971,109 @@ pub fn bit(bitmap: &[u8], i: usize) -> bool {
 pub(crate) mod tests {
     use super::column_type::*;
     use super::*;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// The unit tests' allocator: records the largest allocation of each thread and refuses
+    /// any over 256 MiB (the test binary aborts), so a length read from an event that sizes an
+    /// allocation fails the test instead of taking the machine's memory.
+    struct Probe;
+
+    const REFUSED_BYTES: usize = 256 << 20;
+
+    thread_local! {
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn note(n: usize) -> bool {
+        let _ = LARGEST.try_with(|c| c.set(c.get().max(n)));
+        n <= REFUSED_BYTES
+    }
+
+    unsafe impl GlobalAlloc for Probe {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            if note(l.size()) {
+                System.alloc(l)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            if note(l.size()) {
+                System.alloc_zeroed(l)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            if note(new) {
+                System.realloc(p, l, new)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            System.dealloc(p, l)
+        }
+    }
+
+    #[global_allocator]
+    static PROBE: Probe = Probe;
+
+    /// Run `f` and return its result with the largest single allocation it made.
+    pub fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        LARGEST.with(|c| c.set(0));
+        let r = f();
+        (r, LARGEST.with(Cell::get))
+    }
+
+    /// The error of `r`, with its kind checked to be a protocol error.
+    pub fn protocol_err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        e.to_string()
+    }
+
+    #[test]
+    fn declared_lengths_beyond_the_event_are_errors_not_allocations() {
+        use std::io::Write as _;
+        // GIVEN a compressed event declaring 0xFFFFFFFF uncompressed bytes
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"BEGIN").unwrap();
+        let zdata = z.finish().unwrap();
+        let mut ev = vec![0x84, 0xff, 0xff, 0xff, 0xff];
+        ev.extend_from_slice(&zdata);
+        // WHEN it is uncompressed THEN an error names the length, and nothing was sized by it
+        let (r, largest) = largest_allocation(|| maria_uncompress(&ev));
+        assert!(protocol_err(r).contains("declares 4294967295 bytes"));
+        assert!(largest < 64 * 1024, "{largest}");
+
+        // GIVEN a zlib bomb declaring 16 bytes: 32 MiB of zeros in a few KiB
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 32 << 20]).unwrap();
+        let mut ev = vec![0x81, 16];
+        ev.extend_from_slice(&z.finish().unwrap());
+        // THEN only the declared length is inflated before the error
+        let (r, largest) = largest_allocation(|| maria_uncompress(&ev));
+        assert!(
+            protocol_err(r).contains("declares 16 bytes uncompressed, its data holds 16 or more")
+        );
+        assert!(largest < 1 << 20, "{largest}");
+
+        // GIVEN a GTID_LIST event declaring 0x0FFFFFFF GTIDs in 4 bytes
+        let (r, largest) = largest_allocation(|| parse_maria_gtid_list(&[0xff, 0xff, 0xff, 0x0f]));
+        assert!(protocol_err(r).contains("declares 268435455 GTIDs"));
+        assert!(largest < 1024, "{largest}");
+
+        // GIVEN a TABLE_MAP whose ENUM column declares 2^56 labels in its optional metadata
+        let mut opt = vec![6, 10, 0xfe];
+        opt.extend_from_slice(&(1u64 << 56).to_le_bytes());
+        opt.push(0);
+        let bytes = table_map_bytes(&[STRING], &[0xf7, 1], &opt);
+        let (r, largest) = largest_allocation(|| TableMapEvent::parse(&bytes));
+        assert!(protocol_err(r).contains("db.t: 72057594037927936 labels declared"));
+        assert!(largest < 1024, "{largest}");
+    }
 
     /// Build a TABLE_MAP body: id 0x0102 for `db`.`t` with `types`, raw metadata bytes, all
     /// nullable, and raw optional metadata.

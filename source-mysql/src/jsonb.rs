@@ -24,11 +24,18 @@ pub fn to_text(doc: &[u8]) -> Result<String> {
         .split_first()
         .ok_or_else(|| malformed("empty JSON value"))?;
     let mut out = String::with_capacity(doc.len() * 2);
-    write_value(t, rest, &mut out, 0)?;
+    let limit = doc.len().saturating_mul(MAX_EXPANSION) + 64;
+    write_value(t, rest, &mut out, 0, limit)?;
     Ok(out)
 }
 
 const MAX_DEPTH: usize = 100;
+
+/// The most text a document may print per byte of it. A document MySQL wrote stores each value
+/// once and prints fewer than 8 characters per byte (a control character in a string: 6);
+/// only offsets shared between entries (corrupt or hostile data) print more, exponentially with
+/// the depth, so past this the document is refused.
+const MAX_EXPANSION: usize = 16;
 
 fn get(data: &[u8], at: usize, n: usize) -> Result<&[u8]> {
     data.get(at..at + n)
@@ -56,15 +63,15 @@ fn var_len(data: &[u8], at: usize) -> Result<(usize, usize)> {
     Err(malformed("JSON length too long"))
 }
 
-fn write_value(t: u8, data: &[u8], out: &mut String, depth: usize) -> Result<()> {
+fn write_value(t: u8, data: &[u8], out: &mut String, depth: usize, limit: usize) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(malformed("JSON nested too deeply"));
     }
     match t {
-        0x00 => write_container(data, false, true, out, depth),
-        0x01 => write_container(data, true, true, out, depth),
-        0x02 => write_container(data, false, false, out, depth),
-        0x03 => write_container(data, true, false, out, depth),
+        0x00 => write_container(data, false, true, out, depth, limit),
+        0x01 => write_container(data, true, true, out, depth, limit),
+        0x02 => write_container(data, false, false, out, depth, limit),
+        0x03 => write_container(data, true, false, out, depth, limit),
         0x04 => {
             out.push_str(match get(data, 0, 1)?[0] {
                 0 => "null",
@@ -120,6 +127,7 @@ fn write_container(
     object: bool,
     out: &mut String,
     depth: usize,
+    limit: usize,
 ) -> Result<()> {
     let w = if large { 4 } else { 2 };
     let count = uint(data, 0, w)? as usize;
@@ -130,6 +138,12 @@ fn write_container(
     let values_at = keys_at + if object { count * key_entry } else { 0 };
     out.push(if object { '{' } else { '[' });
     for i in 0..count {
+        if out.len() > limit {
+            return Err(malformed(format!(
+                "JSON document prints more than {MAX_EXPANSION} characters per byte \
+                 (entries share offsets)"
+            )));
+        }
         if i > 0 {
             out.push(',');
         }
@@ -144,13 +158,13 @@ fn write_container(
         let t = get(data, e, 1)?[0];
         let inlined = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
         if inlined {
-            write_value(t, get(data, e + 1, w)?, out, depth + 1)?;
+            write_value(t, get(data, e + 1, w)?, out, depth + 1, limit)?;
         } else {
             let off = uint(data, e + 1, w)? as usize;
             let v = data
                 .get(off..)
                 .ok_or_else(|| malformed("JSON offset out of bounds"))?;
-            write_value(t, v, out, depth + 1)?;
+            write_value(t, v, out, depth + 1, limit)?;
         }
     }
     out.push(if object { '}' } else { ']' });
@@ -301,6 +315,22 @@ mod tests {
         let mut doc = vec![0x03];
         doc.extend_from_slice(&a);
         assert_eq!(to_text(&doc).unwrap(), "[70000,12.5]");
+    }
+
+    #[test]
+    fn entries_sharing_offsets_are_refused_before_they_multiply() {
+        use crate::binlog::tests::{largest_allocation, protocol_err};
+        // GIVEN 40 nested 10-byte arrays whose two entries both point at the next one, the
+        // last holding two `true`: 411 bytes that print 2^41 values
+        let mut doc = vec![0x02];
+        for _ in 0..40 {
+            doc.extend_from_slice(&[2, 0, 10, 0, 0x02, 10, 0, 0x02, 10, 0]);
+        }
+        doc.extend_from_slice(&[2, 0, 10, 0, 0x04, 1, 0, 0x04, 1, 0]);
+        // WHEN converted THEN an error, quickly, without growing past a small bound
+        let (r, largest) = largest_allocation(|| to_text(&doc));
+        assert!(protocol_err(r).contains("more than 16 characters per byte"));
+        assert!(largest < 64 * 1024, "{largest}");
     }
 
     #[test]

@@ -228,7 +228,8 @@ impl Decoder {
                 let name = c.cstr()?.to_string();
                 let replident = c.u8()?;
                 let n = c.u16()? as usize;
-                let mut columns = Vec::with_capacity(n);
+                // A column takes at least 10 bytes: the count sizes no more than the message holds.
+                let mut columns = Vec::with_capacity(n.min(data.len() / 10));
                 for _ in 0..n {
                     let flags = c.u8()?;
                     let col = c.cstr()?.to_string();

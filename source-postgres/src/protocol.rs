@@ -30,6 +30,25 @@ pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 const READ_BUFFER_BYTES: usize = 1 << 20;
 /// Compact the read buffer when less than this much room is left at its end.
 const MIN_READ_ROOM: usize = 128 * 1024;
+/// The longest message length accepted from the server (the length field counts itself, not
+/// the tag). PostgreSQL builds every message in a buffer of at most 1 GiB (`MaxAllocSize`), so
+/// a longer length is corrupt; buffers grow with the bytes that arrive, never to a length read
+/// from the wire before its bytes are there.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// The length field of the message header at the start of `b` (at least 5 bytes: tag, length),
+/// checked to lie within 4..=[`MAX_MESSAGE_BYTES`].
+#[inline]
+fn message_len(b: &[u8], what: &str) -> Result<usize> {
+    let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+    if !(4..=MAX_MESSAGE_BYTES).contains(&len) {
+        return Err(protocol_error(format!(
+            "{what}: message {:?} declares length {len}, outside 4..={MAX_MESSAGE_BYTES}",
+            b[0] as char
+        )));
+    }
+    Ok(len)
+}
 
 /// A TCP or TLS connection.
 pub enum Stream {
@@ -311,18 +330,16 @@ impl ReplConnection {
     async fn read_message(&mut self) -> Result<(u8, bytes::Bytes)> {
         loop {
             if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
-                    as usize;
-                if len < 4 {
-                    return Err(protocol_error(format!("{}: bad message length", self.what)));
-                }
+                let len = message_len(&self.buf, &self.what)?;
                 if self.buf.len() > len {
                     let tag = self.buf[0];
                     let mut msg = self.buf.split_to(len + 1);
                     msg.advance(5);
                     return Ok((tag, msg.freeze()));
                 }
-                self.buf.reserve(len + 1 - self.buf.len());
+                // Grow with what arrived (at most doubling), not to the declared length.
+                let missing = len + 1 - self.buf.len();
+                self.buf.reserve(missing.min(self.buf.len().max(64 * 1024)));
             }
             let n = self
                 .stream
@@ -533,10 +550,7 @@ impl ReplReader {
             return Ok(None);
         }
         let b = &self.buf[self.start..self.end];
-        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
-        if len < 4 {
-            return Err(protocol_error(format!("{}: bad message length", self.what)));
-        }
+        let len = message_len(b, &self.what)?;
         if avail < len + 1 {
             return Ok(None);
         }
@@ -562,16 +576,16 @@ impl ReplReader {
             self.end -= self.start;
             self.start = 0;
         }
-        // A message longer than the buffer: grow to hold it whole.
+        // A message longer than the buffer: grow to hold it whole, doubling when the buffer is
+        // full of it (so memory follows the bytes received, not the length declared).
         if self.end - self.start >= 5 {
-            let b = &self.buf[self.start..];
-            let need = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize + 1;
+            let need = message_len(&self.buf[self.start..self.end], &self.what)? + 1;
             if self.start + need > self.buf.len() {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
-                if need > self.buf.len() {
-                    self.buf.resize(need.next_power_of_two(), 0);
+                if need > self.buf.len() && self.end == self.buf.len() {
+                    self.buf.resize(need.min(self.buf.len() * 2), 0);
                 }
             }
         }
@@ -646,6 +660,147 @@ impl ReplWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// The unit tests' allocator: records the largest allocation of each thread and refuses
+    /// any over 256 MiB (the test binary aborts), so a length read from the wire that sizes an
+    /// allocation fails the test instead of taking the machine's memory.
+    struct Probe;
+
+    const REFUSED_BYTES: usize = 256 << 20;
+
+    thread_local! {
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn note(n: usize) -> bool {
+        let _ = LARGEST.try_with(|c| c.set(c.get().max(n)));
+        n <= REFUSED_BYTES
+    }
+
+    unsafe impl GlobalAlloc for Probe {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            if note(l.size()) {
+                System.alloc(l)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            if note(l.size()) {
+                System.alloc_zeroed(l)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            if note(new) {
+                System.realloc(p, l, new)
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            System.dealloc(p, l)
+        }
+    }
+
+    #[global_allocator]
+    static PROBE: Probe = Probe;
+
+    /// A connected pair of local sockets: our side as a [`Stream`], the peer's as a TcpStream.
+    async fn socket_pair() -> (Stream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(TcpStream::connect(addr), l.accept());
+        (Stream::Plain(ours.unwrap()), theirs.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_huge_declared_length_is_an_error_not_an_allocation() {
+        // GIVEN a server whose stream message declares 0xFFFFFFFF bytes and sends 64
+        let (ours, mut server) = socket_pair().await;
+        let mut msg = b"d\xff\xff\xff\xff".to_vec();
+        msg.extend_from_slice(&[0u8; 64]);
+        server.write_all(&msg).await.unwrap();
+        let (rd, _wr) = tokio::io::split(ours);
+        let mut reader = ReplReader {
+            rd,
+            buf: vec![0u8; 4096],
+            start: 0,
+            end: 0,
+            what: "test stream".into(),
+        };
+        LARGEST.with(|c| c.set(0));
+        // WHEN the reader reads and frames it
+        let mut result = Ok(None);
+        for _ in 0..2 {
+            reader.fill().await.unwrap();
+            result = reader.next_frame();
+            if result.is_err() {
+                break;
+            }
+        }
+        // THEN it is a protocol error naming the length, and nothing was sized by it
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.to_string().contains("declares length 4294967295"), "{e}");
+        assert!(LARGEST.with(Cell::get) < 1 << 20);
+
+        // AND the same for a message before streaming (a 2 GiB length)
+        let (ours, mut server) = socket_pair().await;
+        server.write_all(b"Z\x7f\xff\xff\xffI").await.unwrap();
+        let mut conn = ReplConnection {
+            stream: ours,
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
+            server_version: 0,
+            what: "test connection".into(),
+        };
+        LARGEST.with(|c| c.set(0));
+        let e = conn.read_message().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.to_string().contains("declares length 2147483647"), "{e}");
+        assert!(LARGEST.with(Cell::get) < 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn a_long_message_arriving_in_pieces_grows_the_buffer_with_its_bytes() {
+        // GIVEN a 300 KiB CopyData message sent in two halves, the second held back
+        let (ours, mut server) = socket_pair().await;
+        let body = vec![7u8; 300 * 1024];
+        let mut msg = vec![b'd'];
+        msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        msg.extend_from_slice(&body);
+        let (first, second) = msg.split_at(100 * 1024);
+        server.write_all(first).await.unwrap();
+        let (rd, _wr) = tokio::io::split(ours);
+        let mut reader = ReplReader {
+            rd,
+            buf: vec![0u8; 16 * 1024],
+            start: 0,
+            end: 0,
+            what: "test stream".into(),
+        };
+        // WHEN the first half is read
+        while reader.end < first.len() {
+            reader.fill().await.unwrap();
+            assert!(reader.next_frame().unwrap().is_none());
+        }
+        // THEN the buffer holds at most twice what arrived
+        assert!(reader.buf.len() <= 2 * first.len(), "{}", reader.buf.len());
+        // AND once the rest arrives the message comes out whole
+        server.write_all(second).await.unwrap();
+        let frame = loop {
+            if let Some(f) = reader.next_frame().unwrap() {
+                break f;
+            }
+            reader.fill().await.unwrap();
+        };
+        assert_eq!(frame.0, b'd');
+        assert_eq!(reader.frame(frame.1), &body[..]);
+    }
 
     #[test]
     fn server_versions_parse() {
