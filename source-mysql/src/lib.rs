@@ -33,6 +33,8 @@ pub mod config;
 pub mod ddl;
 pub mod decode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jsonb;
 pub mod position;
 pub mod replication;

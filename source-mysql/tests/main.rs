@@ -7,6 +7,7 @@ mod bench;
 mod checks;
 mod compressed;
 mod ddl;
+mod fuzz_corpus;
 mod inet;
 mod resume;
 mod review;

@@ -60,6 +60,8 @@ pub mod catalog;
 pub mod config;
 pub mod decode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod position;
 pub mod protocol;
 pub mod replication;

@@ -2,6 +2,7 @@
 //! slot and publication of its own.
 
 mod common;
+mod fuzz_corpus;
 mod ops;
 mod restart;
 mod review;
