@@ -118,26 +118,14 @@ impl Pipeline {
                 return Ok(Outcome::Stopped);
             }
             self.ctx.health.set(Phase::Starting);
-            let attempt = match store.load().await {
-                Ok(resume) => {
-                    info!(
-                        offsets = %store.describe(),
-                        resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
-                        "starting pipeline"
-                    );
-                    let attempt = Attempt {
-                        pipeline: self,
-                        store: Arc::clone(&store),
-                        settings,
-                        metrics: Arc::clone(metrics),
-                    };
-                    attempt.run(resume, &shutdown).await
-                }
-                Err(e) => AttemptResult {
-                    result: Err(e),
-                    progressed: false,
-                },
-            };
+            let attempt = Attempt {
+                pipeline: self,
+                store: Arc::clone(&store),
+                settings,
+                metrics: Arc::clone(metrics),
+            }
+            .run(&shutdown)
+            .await;
             metrics.set(metrics::UP, &[], 0.0);
             let error = match attempt.result {
                 Ok(outcome) => {
@@ -213,7 +201,7 @@ enum SourceEnd {
 }
 
 impl Attempt<'_> {
-    async fn run(self, resume: Option<Position>, shutdown: &CancellationToken) -> AttemptResult {
+    async fn run(self, shutdown: &CancellationToken) -> AttemptResult {
         let not_progressed = |e: Error| AttemptResult {
             result: Err(e),
             progressed: false,
@@ -231,9 +219,24 @@ impl Attempt<'_> {
         };
         let source_span = tracing::info_span!("source", r#type = %config.source.kind());
         let sink_span = tracing::info_span!("sink", r#type = %config.sink.kind());
+        // The sink starts before the position is loaded: a sink that stores offsets itself
+        // (exactly-once) fences older instances in `start`, so none can commit a newer position
+        // after the load.
         if let Err(e) = sink.start().instrument(sink_span.clone()).await {
             return not_progressed(e.context("starting the sink"));
         }
+        let resume = match self.store.load().await {
+            Ok(resume) => resume,
+            Err(e) => {
+                let _ = sink.stop().await;
+                return not_progressed(e);
+            }
+        };
+        info!(
+            offsets = %self.store.describe(),
+            resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
+            "starting pipeline"
+        );
         if let Err(e) = source
             .start(resume.clone())
             .instrument(source_span.clone())
