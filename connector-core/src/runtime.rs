@@ -15,6 +15,8 @@
 //!   to [`Source::commit`](crate::Source::commit).
 //! - Failures: a retryable error ends the attempt; the supervisor restarts source and sink from the
 //!   stored position after an exponential backoff with jitter. A fatal error stops the pipeline.
+//!   Restarts are logged through a [`FailureLog`]: the first, then at most one line per 30 s, then
+//!   the recovery (the first position stored after them).
 //! - Shutdown: the source stops reading, in-flight batches drain into the sink, the last durable
 //!   position is stored and committed, all within `shutdown_timeout_ms`.
 
@@ -30,6 +32,7 @@ use tracing::{debug, error, info, warn, Instrument as _};
 use crate::config::{Config, PipelineSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, Op, Position};
+use crate::failure_log::FailureLog;
 use crate::health::Health;
 use crate::health::Phase;
 use crate::metrics::{self, Metrics};
@@ -113,6 +116,7 @@ impl Pipeline {
             settings.max_in_flight_bytes as f64,
         );
         let mut failures: u32 = 0;
+        let restarts = Arc::new(FailureLog::new("pipeline"));
         loop {
             if shutdown.is_cancelled() {
                 return Ok(Outcome::Stopped);
@@ -123,6 +127,7 @@ impl Pipeline {
                 store: Arc::clone(&store),
                 settings,
                 metrics: Arc::clone(metrics),
+                restarts: Arc::clone(&restarts),
             }
             .run(&shutdown)
             .await;
@@ -149,12 +154,15 @@ impl Pipeline {
                 return Err(error.context(format!("giving up after {n} restarts without progress")));
             }
             let delay = backoff(settings, failures);
-            warn!(
-                kind = %error.kind(),
-                error = %error.report(),
-                delay_ms = delay.as_millis() as u64,
-                attempt = failures,
-                "retryable error: restarting from the last durable position"
+            restarts.failed(
+                format_args!(
+                    "{} error: {}; restarting from the last durable position in {} ms \
+                     (restart {failures} without progress)",
+                    error.kind(),
+                    error.report(),
+                    delay.as_millis()
+                ),
+                || None,
             );
             metrics.add(metrics::RESTARTS, &[], 1);
             self.ctx.health.set(Phase::Restarting);
@@ -188,6 +196,8 @@ struct Attempt<'a> {
     store: Arc<dyn OffsetStore>,
     settings: &'a PipelineSettings,
     metrics: Arc<Metrics>,
+    /// The restarts of this pipeline: quiet while they repeat.
+    restarts: Arc<FailureLog>,
 }
 
 struct InFlight {
@@ -232,11 +242,19 @@ impl Attempt<'_> {
                 return not_progressed(e);
             }
         };
-        info!(
-            offsets = %self.store.describe(),
-            resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
-            "starting pipeline"
-        );
+        if self.restarts.failing() {
+            debug!(
+                offsets = %self.store.describe(),
+                resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
+                "restarting pipeline"
+            );
+        } else {
+            info!(
+                offsets = %self.store.describe(),
+                resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
+                "starting pipeline"
+            );
+        }
         if let Err(e) = source
             .start(resume.clone())
             .instrument(source_span.clone())
@@ -300,6 +318,7 @@ impl Attempt<'_> {
                 interval_ms: self.settings.offset_flush_interval_ms,
                 stored: resume.clone(),
                 metrics: Arc::clone(&self.metrics),
+                restarts: Arc::clone(&self.restarts),
                 stop_reading: stop_reading.clone(),
                 abort: abort.clone(),
                 final_tx,
@@ -349,13 +368,15 @@ impl Attempt<'_> {
                 }
             }
         };
-        info!(
-            durable = final_position
-                .as_ref()
-                .map(Position::as_str)
-                .unwrap_or("(none)"),
-            "pipeline attempt ended"
-        );
+        let durable = final_position
+            .as_ref()
+            .map(Position::as_str)
+            .unwrap_or("(none)");
+        if result.is_err() && self.restarts.failing() {
+            debug!(durable, "pipeline attempt ended");
+        } else {
+            info!(durable, "pipeline attempt ended");
+        }
         AttemptResult { result, progressed }
     }
 }
@@ -726,6 +747,7 @@ struct Committer {
     interval_ms: u64,
     stored: Option<Position>,
     metrics: Arc<Metrics>,
+    restarts: Arc<FailureLog>,
     stop_reading: CancellationToken,
     abort: CancellationToken,
     final_tx: oneshot::Sender<Option<Position>>,
@@ -788,6 +810,8 @@ impl Committer {
         );
         self.stored = Some(position.clone());
         self.committed.send_replace(Some(position));
+        // Progress: restarts before it, if any, are over.
+        self.restarts.recovered();
         Ok(())
     }
 }

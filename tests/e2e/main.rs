@@ -3,6 +3,7 @@
 
 mod common;
 
+mod check_unreachable;
 mod cli;
 mod crash_resume;
 mod http;
