@@ -9,5 +9,6 @@ mod crash_resume;
 mod http;
 mod kafka;
 mod mysql;
+mod outage_logs;
 mod outside_connector;
 mod postgres;
