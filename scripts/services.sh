@@ -14,6 +14,7 @@
 #   scripts/services.sh status      one line per service (exit 3 if any is not running)
 #   scripts/services.sh env         print the export lines only (no side effects)
 #   scripts/services.sh reset-broker  wipe the broker's storage (every topic) and restart it
+#   scripts/services.sh index-headers [DB]  create tansu's header index (up/reset-broker do it)
 #
 # Targets Debian 12 without systemd or docker: daemons are started directly.
 # Everything except the export lines goes to stderr.  Idempotent: a second `up`
@@ -698,6 +699,35 @@ tansu_wait_ready() {
   die "tansu (pid $pid) does not accept connections on $HOST:$KAFKA_PORT after 30s; see $TANSU_LOG"
 }
 
+# tansu 0.6.0 looks up each fetched record's headers by (topition, offset_id) in its SQLite
+# `header` table and creates no index for it: without one, reading a topic with headers pegs the
+# broker for minutes. Create it once the broker has created its schema (safe while it runs).
+# Usage: tansu_index_headers DB_FILE [WAIT_SECONDS]
+tansu_index_headers() {
+  local db=$1 wait=${2:-60}
+  python3 - "$db" "$wait" <<'PY' || die "could not create the header index in $db"
+import sqlite3, sys, time
+db, wait = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + wait
+while True:
+    try:
+        c = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10)
+        if c.execute("select 1 from sqlite_master where type='table' and name='header'").fetchone():
+            c.execute("create index if not exists header_topition_offset on header(topition, offset_id)")
+            c.commit()
+            c.close()
+            break
+        c.close()
+    except sqlite3.OperationalError as e:
+        if time.monotonic() >= deadline:
+            sys.exit(f"services: {db}: {e}")
+    if time.monotonic() >= deadline:
+        sys.exit(f"services: {db} has no header table after {wait:.0f}s")
+    time.sleep(0.2)
+PY
+  log "header index header_topition_offset present in $db"
+}
+
 tansu_stop() {
   local pid i
   if ! pid=$(tansu_pid); then
@@ -754,6 +784,7 @@ tansu_up() {
   else
     tansu_start
   fi
+  tansu_index_headers "$STATE_DIR/tansu.db"
   log "tansu ready at $HOST:$KAFKA_PORT (pid $(<"$TANSU_PID_FILE"), storage $TANSU_STORAGE)"
 }
 
@@ -857,6 +888,8 @@ usage: $0 up | down [--all] | status | env | reset-broker
   status      show whether each service runs, and its key settings
   env         print the export lines only
   reset-broker  stop tansu, delete its storage (all topics), start it again
+  index-headers [DB [WAIT_S]]  create tansu's missing header index in DB (default its storage;
+              done by up and reset-broker), waiting up to WAIT_S for the broker's schema
 state directory: $STATE_DIR (CDC_SERVICES_DIR)
 EOF
 }
@@ -869,6 +902,7 @@ main() {
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     reset-broker) cmd_reset_broker "$@" ;;
+    index-headers) tansu_index_headers "${1:-$STATE_DIR/tansu.db}" "${2:-60}" ;;
     env) print_env ;;
     -h | --help | help)
       usage

@@ -124,7 +124,13 @@ pub enum OffsetsAction {
 /// Parse the command line, run the command with `registry`, and return the exit code.
 pub fn main(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `cdc check` prints its verdict on stdout: only errors go to the log unless RUST_LOG says
+    // otherwise (each client's connection warnings would repeat what the failed check says).
+    let default_filter = match cli.command {
+        Command::Check { .. } => "error",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cdc-worker")
@@ -142,9 +148,10 @@ pub fn main(registry: Registry) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -245,32 +252,49 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
         config.offsets.kind()
     );
     let ctx = Context::new(config.name.as_str());
-    let mut checks: Vec<(String, Vec<Check>)> = Vec::new();
+    // The three run at once, each within CHECK_TIMEOUT, so an unreachable service answers in
+    // seconds rather than after every client's own timeout in turn.
     let source_label = format!("source ({})", config.source.kind());
-    match registry.build_source(&config.source, &ctx) {
-        Ok(mut source) => checks.push((source_label, source.check().await)),
-        Err(e) => checks.push((source_label, vec![Check::from_error("config", &e)])),
-    }
-    let sink_label = format!("sink ({})", config.sink.kind());
-    match registry.build_sink(&config.sink, &ctx) {
-        Ok(mut sink) => checks.push((sink_label, sink.check().await)),
-        Err(e) => checks.push((sink_label, vec![Check::from_error("config", &e)])),
-    }
-    let offsets_label = format!("offsets ({})", config.offsets.kind());
-    match registry.build_offset_store(&config.offsets, &ctx) {
-        Ok(store) => {
-            let check = match store.load().await {
-                Ok(Some(p)) => Check::pass(store.describe(), format!("stored position {p}")),
-                Ok(None) => Check::pass(
-                    store.describe(),
-                    "no stored position: the first run starts as the snapshot mode says",
-                ),
-                Err(e) => Check::from_error(store.describe(), &e),
-            };
-            checks.push((offsets_label, vec![check]));
+    let source = async {
+        match registry.build_source(&config.source, &ctx) {
+            Ok(mut source) => within_check_timeout("source", source.check()).await,
+            Err(e) => vec![Check::from_error("config", &e)],
         }
-        Err(e) => checks.push((offsets_label, vec![Check::from_error("config", &e)])),
-    }
+    };
+    let sink_label = format!("sink ({})", config.sink.kind());
+    let sink = async {
+        match registry.build_sink(&config.sink, &ctx) {
+            Ok(mut sink) => within_check_timeout("sink", sink.check()).await,
+            Err(e) => vec![Check::from_error("config", &e)],
+        }
+    };
+    let offsets_label = format!("offsets ({})", config.offsets.kind());
+    let offsets = async {
+        match registry.build_offset_store(&config.offsets, &ctx) {
+            Ok(store) => {
+                let loaded = async {
+                    vec![match store.load().await {
+                        Ok(Some(p)) => {
+                            Check::pass(store.describe(), format!("stored position {p}"))
+                        }
+                        Ok(None) => Check::pass(
+                            store.describe(),
+                            "no stored position: the first run starts as the snapshot mode says",
+                        ),
+                        Err(e) => Check::from_error(store.describe(), &e),
+                    }]
+                };
+                within_check_timeout("offsets", loaded).await
+            }
+            Err(e) => vec![Check::from_error("config", &e)],
+        }
+    };
+    let (source, sink, offsets) = tokio::join!(source, sink, offsets);
+    let checks = [
+        (source_label, source),
+        (sink_label, sink),
+        (offsets_label, offsets),
+    ];
     let mut failed = 0;
     for (label, list) in &checks {
         println!("{label}:");
@@ -287,6 +311,27 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
     } else {
         println!("all checks passed");
         Ok(0)
+    }
+}
+
+/// The longest one connector's checks may take in `cdc check`.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `checks`, or one failed check if they take longer than [`CHECK_TIMEOUT`].
+async fn within_check_timeout(
+    section: &str,
+    checks: impl std::future::Future<Output = Vec<Check>>,
+) -> Vec<Check> {
+    match tokio::time::timeout(CHECK_TIMEOUT, checks).await {
+        Ok(checks) => checks,
+        Err(_) => vec![Check::fail(
+            section,
+            format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+            format!(
+                "check the address in `{section}` and that the service is reachable from this \
+                 host (firewall, DNS, TLS)"
+            ),
+        )],
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -150,37 +150,181 @@ impl LineSink {
     }
 }
 
-fn open_target(target: &Target) -> Result<(Box<dyn Write + Send>, Option<std::fs::File>)> {
-    match target {
-        Target::Stdout => Ok((Box::new(std::io::stdout()), None)),
-        Target::File { path, fsync } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::from(e).context(format!("creating the directory of {}", path.display()))
-                })?;
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
-            let sync = if *fsync {
-                Some(file.try_clone().map_err(Error::from)?)
-            } else {
-                None
-            };
-            Ok((Box::new(file), sync))
+/// The open output of a [`LineSink`].
+enum Output {
+    Stdout(std::io::Stdout),
+    File(LineFile),
+}
+
+impl Output {
+    fn open(target: &Target) -> Result<Self> {
+        match target {
+            Target::Stdout => Ok(Output::Stdout(std::io::stdout())),
+            Target::File { path, fsync } => LineFile::open(path, *fsync).map(Output::File),
+        }
+    }
+
+    /// Append `bytes` (whole lines).
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.write_all(bytes),
+            Output::File(file) => file.append(bytes),
+        }
+    }
+
+    /// Make what was appended durable (flushed, fsynced for `file` with `fsync`), or, when a write
+    /// or the sync failed, cut the file back to its last acknowledged line.
+    fn commit(&mut self, written: std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(out) => written.and_then(|()| out.flush()),
+            Output::File(file) => file.commit(written),
         }
     }
 }
 
-fn writer_loop(
-    mut out: Box<dyn Write + Send>,
-    sync: Option<std::fs::File>,
-    mut jobs: mpsc::Receiver<Job>,
-    what: String,
-    pool: BufferPool,
-) {
+/// A file of JSON lines that only ever holds whole lines: a failed or partial write is cut back
+/// to the end of the last acknowledged batch, and a torn tail left by a crash is cut off when the
+/// file is opened.
+struct LineFile {
+    file: std::fs::File,
+    path: PathBuf,
+    fsync: bool,
+    /// The length after the last acknowledged group: always the end of a line.
+    acknowledged_len: u64,
+    /// Bytes appended since.
+    appended_len: u64,
+}
+
+impl LineFile {
+    fn open(path: &Path, fsync: bool) -> Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir_existed = dir.exists();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::from(e).context(format!("creating the directory of {}", path.display()))
+        })?;
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+        let len = whole_lines_len(&mut file).map_err(|e| {
+            Error::from(e).context(format!("reading the end of {}", path.display()))
+        })?;
+        let on_disk = file.metadata().map_err(Error::from)?.len();
+        if len < on_disk {
+            // Never acknowledged: a batch is durable only once all its lines are written.
+            tracing::warn!(
+                file = %path.display(),
+                cut_bytes = on_disk - len,
+                "the file ends with a partial line (a crash while writing); cutting it off"
+            );
+            file.set_len(len)
+                .map_err(|e| Error::from(e).context(format!("truncating {}", path.display())))?;
+        }
+        if fsync && (!existed || !dir_existed) {
+            // The new file's directory entry (and any new directory's) must be durable too, or a
+            // machine crash can lose the whole file after its lines were acknowledged.
+            sync_dirs(dir, dir_existed).map_err(|e| {
+                Error::from(e).context(format!("syncing the directory of {}", path.display()))
+            })?;
+        }
+        Ok(LineFile {
+            file,
+            path: path.to_path_buf(),
+            fsync,
+            acknowledged_len: len,
+            appended_len: 0,
+        })
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.appended_len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn commit(&mut self, written: std::io::Result<()>) -> std::io::Result<()> {
+        let result = written.and_then(|()| {
+            if self.fsync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.acknowledged_len += std::mem::take(&mut self.appended_len);
+                Ok(())
+            }
+            Err(e) => {
+                self.appended_len = 0;
+                // Remove what this group wrote (perhaps half a line): the batches fail and are
+                // written again after the restart, so the file never holds a torn line.
+                if let Err(cut) = self.file.set_len(self.acknowledged_len) {
+                    tracing::warn!(
+                        file = %self.path.display(),
+                        error = %cut,
+                        "cutting a failed write back to the last whole line failed"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The length of `file` up to and including its last newline (0 when it has none).
+fn whole_lines_len(file: &mut std::fs::File) -> std::io::Result<u64> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = file.metadata()?.len();
+    let mut buf = vec![0u8; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Whether `path` can be opened for appending (creating it and its directories), changing
+/// nothing in an existing file: a pipeline may be writing it.
+fn check_writable(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::from(e).context(format!("creating the directory of {}", path.display()))
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))
+}
+
+/// fsync `dir`, and its parent too when `dir` was just created.
+fn sync_dirs(dir: &Path, dir_existed: bool) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    if !dir_existed {
+        if let Some(parent) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(mut out: Output, mut jobs: mpsc::Receiver<Job>, what: String, pool: BufferPool) {
     let mut failed: Option<(ErrorKind, String)> = None;
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
@@ -189,12 +333,12 @@ fn writer_loop(
         }
         let mut acks = Vec::new();
         let mut flushes = Vec::new();
-        let mut result: std::io::Result<()> = Ok(());
+        let mut written: std::io::Result<()> = Ok(());
         for job in group {
             match job {
                 Job::Write(bytes, ack) => {
-                    if failed.is_none() && result.is_ok() && !bytes.is_empty() {
-                        result = out.write_all(&bytes);
+                    if failed.is_none() && written.is_ok() && !bytes.is_empty() {
+                        written = out.append(&bytes);
                     }
                     if let Ok(mut p) = pool.lock() {
                         if p.len() < POOLED_BUFFERS {
@@ -206,20 +350,16 @@ fn writer_loop(
                 Job::Flush(done) => flushes.push(done),
             }
         }
-        if failed.is_none() && result.is_ok() {
-            result = out.flush();
-            if let (Ok(()), Some(f)) = (&result, &sync) {
-                result = f.sync_data();
+        if failed.is_none() {
+            if let Err(e) = out.commit(written) {
+                // A closed standard output means nobody reads: retrying cannot help.
+                let kind = if what == "stdout" && e.kind() == std::io::ErrorKind::BrokenPipe {
+                    ErrorKind::Precondition
+                } else {
+                    ErrorKind::Io
+                };
+                failed = Some((kind, format!("writing to {what}: {e}")));
             }
-        }
-        if let Err(e) = result {
-            // A closed standard output means nobody reads: retrying cannot help.
-            let kind = if what == "stdout" && e.kind() == std::io::ErrorKind::BrokenPipe {
-                ErrorKind::Precondition
-            } else {
-                ErrorKind::Io
-            };
-            failed = Some((kind, format!("writing to {what}: {e}")));
         }
         for ack in acks {
             match &failed {
@@ -236,7 +376,7 @@ fn writer_loop(
 #[async_trait]
 impl Sink for LineSink {
     async fn start(&mut self) -> Result<()> {
-        let (out, sync) = open_target(&self.target)?;
+        let out = Output::open(&self.target)?;
         let (tx, rx) = mpsc::channel(64);
         let what = match &self.target {
             Target::Stdout => "stdout".to_string(),
@@ -245,7 +385,7 @@ impl Sink for LineSink {
         let pool = Arc::clone(&self.pool);
         let handle = std::thread::Builder::new()
             .name("cdc-line-writer".into())
-            .spawn(move || writer_loop(out, sync, rx, what, pool))
+            .spawn(move || writer_loop(out, rx, what, pool))
             .map_err(|e| Error::internal("spawning the writer thread").with_source(e))?;
         self.jobs = Some(tx);
         self.writer = Some(handle);
@@ -286,7 +426,7 @@ impl Sink for LineSink {
     async fn check(&mut self) -> Vec<Check> {
         match &self.target {
             Target::Stdout => vec![Check::pass("stdout", "writable")],
-            Target::File { path, .. } => match open_target(&self.target) {
+            Target::File { path, .. } => match check_writable(path) {
                 Ok(_) => vec![Check::pass(
                     format!("file {}", path.display()),
                     "can be opened for appending",
@@ -294,5 +434,67 @@ impl Sink for LineSink {
                 Err(e) => vec![Check::from_error(format!("file {}", path.display()), &e)],
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_is_cut_back_to_the_last_whole_line() {
+        // GIVEN a file holding one acknowledged line
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut file = LineFile::open(&path, true).unwrap();
+        file.append(b"{\"key\":1}\n").unwrap();
+        file.commit(Ok(())).unwrap();
+        // WHEN a write gets half a line out and then fails (disk full)
+        file.append(b"{\"key\":2}\n{\"ke").unwrap();
+        let failed = file.commit(Err(std::io::Error::other("no space left on device")));
+        // THEN the error is reported and the file holds only the acknowledged line
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"key\":1}\n");
+        // AND later writes (after the restart) start on a line boundary
+        let mut file = LineFile::open(&path, true).unwrap();
+        file.append(b"{\"key\":2}\n").unwrap();
+        file.commit(Ok(())).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"key\":1}\n{\"key\":2}\n"
+        );
+    }
+
+    #[test]
+    fn a_torn_tail_left_by_a_crash_is_cut_off_on_open() {
+        // GIVEN a file whose last line was cut by a crash (never acknowledged)
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/events.jsonl");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"key\":1}\n{\"key\":2}\n{\"key\":3,\"va").unwrap();
+        // WHEN the sink opens it, THEN only whole lines remain and appends follow them
+        let mut file = LineFile::open(&path, false).unwrap();
+        file.append(b"{\"key\":3}\n").unwrap();
+        file.commit(Ok(())).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"key\":1}\n{\"key\":2}\n{\"key\":3}\n"
+        );
+        // AND a file without any newline is emptied; `cdc check` changes nothing
+        std::fs::write(&path, "{\"ke").unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"ke");
+        LineFile::open(&path, false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_new_file_in_new_directories_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x/y/events.jsonl");
+        let mut file = LineFile::open(&path, true).unwrap();
+        file.append(b"{}\n").unwrap();
+        file.commit(Ok(())).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod event;
+pub mod failure_log;
 pub mod file_sink;
 pub mod generator;
 pub mod health;
@@ -33,6 +34,7 @@ pub use event::{
     Batch, ChangeEvent, Column, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo,
     TableId, TableSchema, TxnInfo, Value,
 };
+pub use failure_log::FailureLog;
 pub use health::{Health, Phase};
 pub use metrics::Metrics;
 pub use offsets::{FileOffsetStore, OffsetStore};

@@ -15,6 +15,8 @@
 //!   to [`Source::commit`](crate::Source::commit).
 //! - Failures: a retryable error ends the attempt; the supervisor restarts source and sink from the
 //!   stored position after an exponential backoff with jitter. A fatal error stops the pipeline.
+//!   Restarts are logged through a [`FailureLog`]: the first, then at most one line per 30 s, then
+//!   the recovery (the first position stored after them).
 //! - Shutdown: the source stops reading, in-flight batches drain into the sink, the last durable
 //!   position is stored and committed, all within `shutdown_timeout_ms`.
 
@@ -30,6 +32,7 @@ use tracing::{debug, error, info, warn, Instrument as _};
 use crate::config::{Config, PipelineSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, Op, Position};
+use crate::failure_log::FailureLog;
 use crate::health::Health;
 use crate::health::Phase;
 use crate::metrics::{self, Metrics};
@@ -113,31 +116,21 @@ impl Pipeline {
             settings.max_in_flight_bytes as f64,
         );
         let mut failures: u32 = 0;
+        let restarts = Arc::new(FailureLog::new("pipeline"));
         loop {
             if shutdown.is_cancelled() {
                 return Ok(Outcome::Stopped);
             }
             self.ctx.health.set(Phase::Starting);
-            let attempt = match store.load().await {
-                Ok(resume) => {
-                    info!(
-                        offsets = %store.describe(),
-                        resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
-                        "starting pipeline"
-                    );
-                    let attempt = Attempt {
-                        pipeline: self,
-                        store: Arc::clone(&store),
-                        settings,
-                        metrics: Arc::clone(metrics),
-                    };
-                    attempt.run(resume, &shutdown).await
-                }
-                Err(e) => AttemptResult {
-                    result: Err(e),
-                    progressed: false,
-                },
-            };
+            let attempt = Attempt {
+                pipeline: self,
+                store: Arc::clone(&store),
+                settings,
+                metrics: Arc::clone(metrics),
+                restarts: Arc::clone(&restarts),
+            }
+            .run(&shutdown)
+            .await;
             metrics.set(metrics::UP, &[], 0.0);
             let error = match attempt.result {
                 Ok(outcome) => {
@@ -161,12 +154,15 @@ impl Pipeline {
                 return Err(error.context(format!("giving up after {n} restarts without progress")));
             }
             let delay = backoff(settings, failures);
-            warn!(
-                kind = %error.kind(),
-                error = %error.report(),
-                delay_ms = delay.as_millis() as u64,
-                attempt = failures,
-                "retryable error: restarting from the last durable position"
+            restarts.failed(
+                format_args!(
+                    "{} error: {}; restarting from the last durable position in {} ms \
+                     (restart {failures} without progress)",
+                    error.kind(),
+                    error.report(),
+                    delay.as_millis()
+                ),
+                || None,
             );
             metrics.add(metrics::RESTARTS, &[], 1);
             self.ctx.health.set(Phase::Restarting);
@@ -200,6 +196,8 @@ struct Attempt<'a> {
     store: Arc<dyn OffsetStore>,
     settings: &'a PipelineSettings,
     metrics: Arc<Metrics>,
+    /// The restarts of this pipeline: quiet while they repeat.
+    restarts: Arc<FailureLog>,
 }
 
 struct InFlight {
@@ -213,7 +211,7 @@ enum SourceEnd {
 }
 
 impl Attempt<'_> {
-    async fn run(self, resume: Option<Position>, shutdown: &CancellationToken) -> AttemptResult {
+    async fn run(self, shutdown: &CancellationToken) -> AttemptResult {
         let not_progressed = |e: Error| AttemptResult {
             result: Err(e),
             progressed: false,
@@ -231,8 +229,31 @@ impl Attempt<'_> {
         };
         let source_span = tracing::info_span!("source", r#type = %config.source.kind());
         let sink_span = tracing::info_span!("sink", r#type = %config.sink.kind());
+        // The sink starts before the position is loaded: a sink that stores offsets itself
+        // (exactly-once) fences older instances in `start`, so none can commit a newer position
+        // after the load.
         if let Err(e) = sink.start().instrument(sink_span.clone()).await {
             return not_progressed(e.context("starting the sink"));
+        }
+        let resume = match self.store.load().await {
+            Ok(resume) => resume,
+            Err(e) => {
+                let _ = sink.stop().await;
+                return not_progressed(e);
+            }
+        };
+        if self.restarts.failing() {
+            debug!(
+                offsets = %self.store.describe(),
+                resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
+                "restarting pipeline"
+            );
+        } else {
+            info!(
+                offsets = %self.store.describe(),
+                resume = resume.as_ref().map(Position::as_str).unwrap_or("(none)"),
+                "starting pipeline"
+            );
         }
         if let Err(e) = source
             .start(resume.clone())
@@ -297,6 +318,7 @@ impl Attempt<'_> {
                 interval_ms: self.settings.offset_flush_interval_ms,
                 stored: resume.clone(),
                 metrics: Arc::clone(&self.metrics),
+                restarts: Arc::clone(&self.restarts),
                 stop_reading: stop_reading.clone(),
                 abort: abort.clone(),
                 final_tx,
@@ -346,13 +368,15 @@ impl Attempt<'_> {
                 }
             }
         };
-        info!(
-            durable = final_position
-                .as_ref()
-                .map(Position::as_str)
-                .unwrap_or("(none)"),
-            "pipeline attempt ended"
-        );
+        let durable = final_position
+            .as_ref()
+            .map(Position::as_str)
+            .unwrap_or("(none)");
+        if result.is_err() && self.restarts.failing() {
+            debug!(durable, "pipeline attempt ended");
+        } else {
+            info!(durable, "pipeline attempt ended");
+        }
         AttemptResult { result, progressed }
     }
 }
@@ -723,6 +747,7 @@ struct Committer {
     interval_ms: u64,
     stored: Option<Position>,
     metrics: Arc<Metrics>,
+    restarts: Arc<FailureLog>,
     stop_reading: CancellationToken,
     abort: CancellationToken,
     final_tx: oneshot::Sender<Option<Position>>,
@@ -785,6 +810,8 @@ impl Committer {
         );
         self.stored = Some(position.clone());
         self.committed.send_replace(Some(position));
+        // Progress: restarts before it, if any, are over.
+        self.restarts.recovered();
         Ok(())
     }
 }

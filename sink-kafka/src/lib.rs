@@ -7,8 +7,8 @@
 //!   large for the broker, and `delivery: exactly_once` with Kafka transactions that commit the
 //!   records together with the pipeline's offset.
 //! - [`offset_store_factory`] builds the store for `offsets: { type: kafka, ... }`: the last
-//!   durable position per pipeline in a compacted topic, read with `read_committed`, so that a
-//!   sidecar keeps no local state.
+//!   durable position per pipeline in a compacted topic (read committed for exactly-once
+//!   pipelines, uncommitted for the others), so that a sidecar keeps no local state.
 //!
 //! The delivery contract of [`connector_core::Sink`] holds: a batch is reported durable only when
 //! the broker acknowledged every record of it (at-least-once) or the transaction holding it

@@ -4,10 +4,18 @@
 //!   `cleanup.policy=compact` when missing. Brokers default to the sink's.
 //! - Record: key = the pipeline name, value = `{"pipeline":..,"position":..,"updated_at_ms":..}`
 //!   (the same JSON as the file store); `clear` writes a tombstone.
-//! - `load` reads each partition with `read_committed` from the end backwards in growing windows
-//!   up to the last stable offset, and returns the newest record for the key. Records of an open
-//!   or aborted transaction are never seen, so with `delivery: exactly_once` (where the sink writes
-//!   the record inside its transactions) the loaded position is always a committed one.
+//! - `load` reads each partition from the end backwards in growing windows and returns the newest
+//!   record for the key. The isolation depends on who writes the pipeline's records:
+//!   - without transactions (`at_least_once`, the default), `read_uncommitted`: the pipeline's
+//!     own records are never transactional, and another pipeline's open transaction on the shared
+//!     topic (which holds back the last stable offset for every `read_committed` reader) neither
+//!     hides newer records nor makes the load wait;
+//!   - with `delivery: exactly_once` (the sink writes the record inside its transactions),
+//!     `read_committed`, read up to the end the partition had when the load began (not merely to
+//!     the last stable offset, which would return an older position while another pipeline's
+//!     transaction is open): the loaded position is always the newest committed one. The load
+//!     waits (up to `operation_timeout_ms`) while another instance's transaction is open; give
+//!     exactly-once pipelines their own `offsets.topic` to never wait on others.
 //! - `lock`: with `exactly_once`, initialises the sink's transactional id once, which fences an
 //!   older instance and aborts a transaction it left open, so the last stable offset can advance
 //!   before `load` runs.
@@ -82,6 +90,26 @@ pub fn offset_store_factory(
     Ok(Box::new(store))
 }
 
+/// How the offsets topic is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything, up to the high watermark: for pipelines that write their offsets without
+    /// transactions.
+    Uncommitted,
+    /// Committed records only, up to the end the partition had when the read began (waiting for
+    /// open transactions below it to end): for exactly-once pipelines.
+    Committed,
+}
+
+impl Isolation {
+    fn level(self) -> &'static str {
+        match self {
+            Isolation::Uncommitted => "read_uncommitted",
+            Isolation::Committed => "read_committed",
+        }
+    }
+}
+
 /// Offsets kept in a compacted Kafka topic.
 pub struct KafkaOffsetStore {
     pipeline: String,
@@ -110,7 +138,7 @@ impl KafkaOffsetStore {
             .set("linger.ms", "0")
             .set("message.timeout.ms", timeout.as_millis().to_string());
         connection.apply_properties(&mut cc);
-        let producer = FutureProducer::from_config_and_context(&cc, LogContext)
+        let producer = FutureProducer::from_config_and_context(&cc, LogContext::default())
             .map_err(|e| kafka_error("creating the offsets producer", e))?;
         Ok(KafkaOffsetStore {
             pipeline,
@@ -184,7 +212,7 @@ impl OffsetStore for KafkaOffsetStore {
             cc.set("transactional.id", &id);
             connection.apply_properties(&mut cc);
             let p: BaseProducer<LogContext> =
-                BaseProducer::from_config_and_context(&cc, LogContext)
+                BaseProducer::from_config_and_context(&cc, LogContext::default())
                     .map_err(|e| kafka_error("creating the fencing producer", e))?;
             p.init_transactions(timeout).map_err(|e| {
                 kafka_error(
@@ -201,8 +229,15 @@ impl OffsetStore for KafkaOffsetStore {
         let topic = Arc::clone(&self.topic);
         let key = self.pipeline.clone();
         let timeout = self.timeout;
+        // Exactly-once pipelines (the ones that fence) write their positions in transactions.
+        let isolation = if self.fence.is_some() {
+            Isolation::Committed
+        } else {
+            Isolation::Uncommitted
+        };
         let found =
-            blocking(move || read_latest(&connection, &topic, key.as_bytes(), timeout)).await?;
+            blocking(move || read_latest(&connection, &topic, key.as_bytes(), isolation, timeout))
+                .await?;
         let Some(Some(value)) = found else {
             return Ok(None);
         };
@@ -252,12 +287,13 @@ pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::internal("building a runtime for Kafka admin calls").with_source(e))
 }
 
-/// The newest record for `key` in `topic` (`Some(None)`: a tombstone), read with
-/// `read_committed` up to the last stable offset of each partition.
+/// The newest record for `key` in `topic` (`Some(None)`: a tombstone), read with `isolation` up
+/// to the end each partition had when the read began.
 pub fn read_latest(
     connection: &Connection,
     topic: &str,
     key: &[u8],
+    isolation: Isolation,
     timeout: Duration,
 ) -> Result<Option<Option<Vec<u8>>>> {
     use rdkafka::config::FromClientConfigAndContext as _;
@@ -266,11 +302,12 @@ pub fn read_latest(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation.level())
         .set("auto.offset.reset", "earliest");
     connection.apply_properties(&mut cc);
-    let consumer: BaseConsumer<LogContext> = BaseConsumer::from_config_and_context(&cc, LogContext)
-        .map_err(|e| kafka_error("creating the offsets reader", e))?;
+    let consumer: BaseConsumer<LogContext> =
+        BaseConsumer::from_config_and_context(&cc, LogContext::default())
+            .map_err(|e| kafka_error("creating the offsets reader", e))?;
     let what = || format!("reading positions from Kafka topic {topic}");
     let Some(partitions) = crate::producer::partition_count(consumer.client(), topic, timeout)?
     else {
@@ -286,14 +323,17 @@ pub fn read_latest(
         let mut window = FIRST_WINDOW_RECORDS;
         while end > low {
             let start = (end - window).max(low);
-            let last_window = end == high;
+            // Reading uncommitted, the partition's end (EOF) is the high watermark. Reading
+            // committed, EOF comes at the last stable offset, which another instance's open
+            // transaction holds back: read on until the position passes `high`.
+            let stop_at_eof = end == high && isolation == Isolation::Uncommitted;
             let found = scan(
                 &consumer,
                 topic,
                 partition,
                 start,
                 end,
-                last_window,
+                stop_at_eof,
                 key,
                 timeout,
             )
@@ -312,8 +352,7 @@ pub fn read_latest(
 }
 
 /// The last record for `key` in `[start, end)` of one partition, reading until the consumer's
-/// position reaches `end` or, in the newest window (`to_end`), the partition's end for
-/// `read_committed` (the last stable offset).
+/// position reaches `end` or, with `to_end`, the partition's end (EOF).
 #[allow(clippy::too_many_arguments)]
 fn scan(
     consumer: &BaseConsumer<LogContext>,

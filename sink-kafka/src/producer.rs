@@ -1,20 +1,27 @@
 //! The librdkafka producer: its context (delivery reports to batch acks, logs to `tracing`), the
 //! non-blocking send with backpressure, and topic metadata and creation.
+//!
+//! librdkafka's warnings and errors (a broker unreachable gives several per reconnect attempt and
+//! client) go through one [`FailureLog`] per client: logged when they start, then at most every
+//! 30 s with how long and, for the sink's producer, how many messages wait; the producer's first
+//! successful delivery after them logs the recovery. They are logged with target `librdkafka`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use connector_core::{Error, ErrorKind, Result, SharedAck, TableSchema};
+use connector_core::{Error, ErrorKind, FailureLog, Result, SharedAck, TableSchema};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::Client;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::ClientContext;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info};
 
 use crate::config::{Connection, CreateTopics};
 use crate::error::{hint_of, is_unknown_topic, kafka_error, kind_of};
@@ -33,13 +40,36 @@ pub struct Delivery {
 }
 
 /// The producer's context: turns delivery reports into acks and remembers the first failure.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkContext {
     failed: AtomicBool,
     first_failure: Mutex<Option<(ErrorKind, String, Option<&'static str>)>>,
+    /// Messages handed to librdkafka and not yet reported.
+    queued: AtomicU64,
+    client_log: FailureLog,
+}
+
+impl Default for SinkContext {
+    fn default() -> Self {
+        SinkContext {
+            failed: AtomicBool::new(false),
+            first_failure: Mutex::new(None),
+            queued: AtomicU64::new(0),
+            client_log: FailureLog::new("kafka producer"),
+        }
+    }
 }
 
 impl SinkContext {
+    /// Messages handed to librdkafka and not yet acknowledged or failed.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn buffered(&self) -> Option<String> {
+        Some(format!("{} messages queued", self.queued()))
+    }
+
     /// The first delivery failure since the producer started, as an error.
     pub fn failure(&self) -> Option<Error> {
         if !self.failed.load(Ordering::Acquire) {
@@ -67,11 +97,14 @@ impl SinkContext {
 
 impl ClientContext for SinkContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        log_to_tracing(level, fac, log_message);
+        log_to_tracing(&self.client_log, level, fac, log_message, || {
+            self.buffered()
+        });
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(error = %error, reason, "kafka client error");
+        self.client_log
+            .failed(format_args!("{error}: {reason}"), || self.buffered());
     }
 }
 
@@ -79,8 +112,13 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Delivery>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
+        // (Saturating: a message enqueued by a path that does not count it.)
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         match result {
             Ok(_) => {
+                self.client_log.recovered();
                 if let Some(ack) = delivery.ack {
                     ack.done();
                 }
@@ -108,17 +146,29 @@ impl ProducerContext for SinkContext {
     }
 }
 
-/// A context that only routes librdkafka logs to `tracing` (admin clients, consumers).
-#[derive(Clone, Debug, Default)]
-pub struct LogContext;
+/// A context that only routes librdkafka logs to `tracing` (admin clients, consumers), quietly:
+/// each client's repeated warnings go through its own [`FailureLog`].
+#[derive(Clone, Debug)]
+pub struct LogContext {
+    client_log: Arc<FailureLog>,
+}
+
+impl Default for LogContext {
+    fn default() -> Self {
+        LogContext {
+            client_log: Arc::new(FailureLog::new("kafka client")),
+        }
+    }
+}
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        log_to_tracing(level, fac, log_message);
+        log_to_tracing(&self.client_log, level, fac, log_message, || None);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(error = %error, reason, "kafka client error");
+        self.client_log
+            .failed(format_args!("{error}: {reason}"), || None);
     }
 }
 
@@ -130,17 +180,29 @@ impl ProducerContext for LogContext {
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
-fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
+/// librdkafka's log lines: warnings and errors through `failures` (quiet while they repeat), the
+/// rest at their level, all with target `librdkafka`.
+fn log_to_tracing(
+    failures: &FailureLog,
+    level: RDKafkaLogLevel,
+    fac: &str,
+    message: &str,
+    buffered: impl FnOnce() -> Option<String>,
+) {
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
         | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => error!(facility = fac, "librdkafka: {message}"),
-        RDKafkaLogLevel::Warning => warn!(facility = fac, "librdkafka: {message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            info!(facility = fac, "librdkafka: {message}")
+        | RDKafkaLogLevel::Error
+        | RDKafkaLogLevel::Warning => {
+            failures.failed(format_args!("librdkafka {fac}: {message}"), buffered);
         }
-        RDKafkaLogLevel::Debug => debug!(facility = fac, "librdkafka: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            info!(target: "librdkafka", facility = fac, "librdkafka: {message}")
+        }
+        RDKafkaLogLevel::Debug => {
+            debug!(target: "librdkafka", facility = fac, "librdkafka: {message}")
+        }
     }
 }
 
@@ -222,7 +284,10 @@ pub fn send(
     }
     loop {
         match producer.send(record) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                producer.context().queued.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 on_wait();
@@ -341,7 +406,7 @@ impl Topics {
         if self.admin.is_none() {
             let mut cc = self.connection.client_config();
             self.connection.apply_properties(&mut cc);
-            let admin = <AdminClient<LogContext> as FromClientConfigAndContext<LogContext>>::from_config_and_context(&cc, LogContext)
+            let admin = <AdminClient<LogContext> as FromClientConfigAndContext<LogContext>>::from_config_and_context(&cc, LogContext::default())
                 .map_err(|e| kafka_error("creating the Kafka admin client", e))?;
             self.admin = Some(admin);
         }
@@ -429,6 +494,6 @@ pub fn metadata_client(
     cc.set("group.id", "cdc-check")
         .set("enable.auto.commit", "false");
     connection.apply_properties(&mut cc);
-    rdkafka::consumer::BaseConsumer::from_config_and_context(&cc, LogContext)
+    rdkafka::consumer::BaseConsumer::from_config_and_context(&cc, LogContext::default())
         .map_err(|e| kafka_error("creating a Kafka client", e))
 }

@@ -81,6 +81,8 @@ pub const QUEUE_FULL_WAITS: MetricDef = MetricDef {
 
 /// Batches queued between `write` and the worker.
 const JOB_QUEUE_BATCHES: usize = 16;
+/// The longest `cdc check` waits for the brokers' metadata (at most `operation_timeout_ms`).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(8);
 /// Retries of a commit that failed with a retriable error.
 const COMMIT_RETRIES: u32 = 3;
 
@@ -313,7 +315,7 @@ impl Sink for KafkaSink {
 fn check(config: &KafkaSinkConfig, pipeline: &str, offsets: Option<&(String, i32)>) -> Vec<Check> {
     let mut checks = Vec::new();
     let name = format!("kafka brokers {}", config.brokers);
-    let timeout = Duration::from_millis(config.operation_timeout_ms);
+    let timeout = Duration::from_millis(config.operation_timeout_ms).min(CHECK_TIMEOUT);
     let client = match metadata_client(&config.connection()) {
         Ok(c) => c,
         Err(e) => return vec![Check::from_error(name, &e)],
@@ -329,7 +331,16 @@ fn check(config: &KafkaSinkConfig, pipeline: &str, offsets: Option<&(String, i32
             ),
         )),
         Err(e) => {
-            let e = kafka_error("connecting", e);
+            let mut e = kafka_error(
+                format!("no metadata within {} ms: {e}", timeout.as_millis()),
+                e,
+            );
+            if e.hint().is_none() {
+                e = e.with_hint(
+                    "check `sink.brokers` (host and port) and TLS/SASL settings: the brokers must \
+                     be reachable from cdc",
+                );
+            }
             checks.push(Check::from_error(name, &e));
             return checks;
         }

@@ -3,6 +3,7 @@
 //! `MockCluster` for fault injection. Every test uses its own topics and pipeline names.
 
 mod faults;
+mod fencing;
 mod offsets;
 mod pipeline;
 mod produce;

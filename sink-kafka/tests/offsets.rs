@@ -116,3 +116,37 @@ async fn a_missing_topic_loads_nothing_and_offsets_need_brokers() {
         .unwrap();
     assert!(e.message().contains("offsets.brokers"), "{}", e.report());
 }
+
+#[tokio::test]
+async fn another_pipelines_open_transaction_neither_hides_nor_delays_newer_positions() {
+    // GIVEN a pipeline's position, then another (exactly-once) pipeline's transaction left open
+    // on the shared offsets topic, then a newer position of the first pipeline
+    let brokers = brokers();
+    let topic = unique("offsets");
+    let pipeline = unique("plain");
+    let s = store(&brokers, &pipeline, &topic);
+    s.store(&Position::new("old")).await.unwrap();
+    let other = unique("eos");
+    let txn: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set(
+            "transactional.id",
+            sink_kafka::offsets::transactional_id(&other),
+        )
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    let value = sink_kafka::offsets::encode_position(&other, &Position::new("1"));
+    txn.send(BaseRecord::to(&topic).key(&other).payload(&value))
+        .unwrap();
+    txn.flush(Duration::from_secs(30)).unwrap();
+    s.store(&Position::new("new")).await.unwrap();
+    // WHEN the first pipeline loads (a restart), THEN it gets its newest position, at once
+    assert_eq!(
+        store(&brokers, &pipeline, &topic).load().await.unwrap(),
+        Some(Position::new("new"))
+    );
+    drop(txn);
+    delete_topics(&brokers, &[&topic]).await;
+}

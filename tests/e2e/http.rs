@@ -32,6 +32,17 @@ fn healthz_readyz_and_metrics_during_a_running_pipeline() {
                 &["table=\"public.a\"", "op=\"create\""],
             )
             .is_some_and(|v| v > 100.0)
+                // The committed position is published by the committer after its interval:
+                // wait for it (and for enough durable streamed events), not for a time.
+                && body.contains("cdc_committed_position_info{position=\"")
+                && metric_value(&body, "cdc_commit_to_durable_seconds_count", &[])
+                    .is_some_and(|v| v > 100.0)
+                && metric_value(
+                    &body,
+                    "cdc_events_total",
+                    &["table=\"public.b\"", "op=\"update\""],
+                )
+                .is_some_and(|v| v > 0.0)
         })
     });
     assert!(scraped, "no events in /metrics\n{}", run_log(&config));

@@ -3,10 +3,12 @@
 
 mod common;
 
+mod check_unreachable;
 mod cli;
 mod crash_resume;
 mod http;
 mod kafka;
 mod mysql;
+mod outage_logs;
 mod outside_connector;
 mod postgres;
