@@ -14,6 +14,7 @@ pub mod event;
 pub mod file_sink;
 pub mod generator;
 pub mod health;
+pub mod incremental;
 pub mod metrics;
 pub mod offsets;
 pub mod registry;
