@@ -12,6 +12,8 @@
 //!   to it is streamed while the window is open, emitting the rest at the high watermark; the
 //!   watermark text form.
 //! - [`progress`]: the resumable state and how it rides in the source's position text.
+//! - [`settings`]: the shared config keys (`signal_table`, `signal_topic`,
+//!   `snapshot_chunk_size`, `snapshot_new_tables`) with their defaults and validation.
 //! - [`IncrementalSnapshot`] (this file): the driver that ties them together, and its status and
 //!   metrics.
 //!
@@ -37,6 +39,7 @@
 //!   chunk (it does nothing while a window is outstanding or the snapshot is paused).
 
 pub mod progress;
+pub mod settings;
 pub mod signal;
 pub mod window;
 
@@ -49,6 +52,7 @@ use crate::event::{ChangeEvent, Op, Position, Row, SnapshotMarker, TableId, Tabl
 use crate::metrics::{self, Metrics};
 
 pub use progress::{PendingTable, Progress};
+pub use settings::IncrementalSettings;
 pub use signal::{Signal, SignalError, SignalProblem, SignalRecord, SnapshotKind};
 pub use window::{ChunkWindow, Dedupe, KeyBytes, Watermark, WatermarkKind};
 
