@@ -609,6 +609,13 @@ fn a_resumed_progress_forgets_tables_no_longer_captured() {
     let back = snap.progress().unwrap();
     assert_eq!(back.tables.len(), 1);
     assert!(!back.begun && back.last_key.is_none());
-    let snap = IncrementalSnapshot::new(vec![], 10, Some(p));
+    let snap = IncrementalSnapshot::new(vec![], 10, Some(p.clone()));
     assert!(!snap.is_running());
+    // Damaged stored keys: the table is read again from its start rather than from a wrong key.
+    let mut damaged = p;
+    damaged.tables.remove(0);
+    damaged.last_key = Some(vec![progress::KeyValue::Uuid("not base64!".into())]);
+    let snap = IncrementalSnapshot::new(vec![table()], 10, Some(damaged));
+    let back = snap.progress().unwrap();
+    assert!(!back.begun && back.last_key.is_none() && back.max_key.is_none());
 }

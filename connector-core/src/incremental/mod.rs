@@ -183,6 +183,17 @@ impl IncrementalSnapshot {
             if p.current().map(|t| &t.table) != first.as_ref() {
                 reset_table(&mut p);
             }
+            let readable = |k: &Option<Vec<progress::KeyValue>>| {
+                k.as_deref()
+                    .is_none_or(|k| progress::key_from_stored(k).is_ok())
+            };
+            if !readable(&p.last_key) || !readable(&p.max_key) {
+                tracing::warn!(
+                    table = ?p.current().map(|t| t.table.to_string()),
+                    "incremental snapshot: stored chunk keys are not readable; the table is read again from its start"
+                );
+                reset_table(&mut p);
+            }
             p
         });
         let mut s = IncrementalSnapshot {

@@ -142,33 +142,14 @@ mod tests {
         assert_eq!(s.snapshot_chunk_size, 10);
         assert!(!s.snapshot_new_tables);
 
-        let e = load("snapshot_chunk_size: 0")
-            .unwrap()
-            .validate("source")
-            .unwrap_err();
-        assert!(
-            e.message().contains("source.snapshot_chunk_size"),
-            "{}",
-            e.message()
-        );
-        let e = load("signal_table: signals")
-            .unwrap()
-            .validate("source")
-            .unwrap_err();
-        assert!(
-            e.message().contains("source.signal_table"),
-            "{}",
-            e.message()
-        );
-        let e = load("signal_topic: 'a b'")
-            .unwrap()
-            .validate("source")
-            .unwrap_err();
-        assert!(
-            e.message().contains("source.signal_topic"),
-            "{}",
-            e.message()
-        );
+        for (yaml, key) in [
+            ("snapshot_chunk_size: 0", "source.snapshot_chunk_size"),
+            ("signal_table: signals", "source.signal_table"),
+            ("signal_topic: 'a b'", "source.signal_topic"),
+        ] {
+            let e = load(yaml).unwrap().validate("source").unwrap_err();
+            assert!(e.message().contains(key), "{yaml}: {}", e.message());
+        }
         assert!(load("signal_tabel: x").is_err());
     }
 }
