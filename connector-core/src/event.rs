@@ -253,6 +253,8 @@ pub enum SnapshotMarker {
     First,
     /// The last event of the snapshot.
     Last,
+    /// Read by an incremental (signalled, chunked) snapshot.
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -263,6 +265,7 @@ impl SnapshotMarker {
             SnapshotMarker::True => "true",
             SnapshotMarker::First => "first",
             SnapshotMarker::Last => "last",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }

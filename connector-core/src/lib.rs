@@ -15,6 +15,7 @@ pub mod failure_log;
 pub mod file_sink;
 pub mod generator;
 pub mod health;
+pub mod incremental;
 pub mod metrics;
 pub mod offsets;
 pub mod registry;

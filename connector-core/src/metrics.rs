@@ -149,6 +149,37 @@ metric!(
     "The longest commit-to-durable time seen."
 );
 
+metric!(
+    INCREMENTAL_TABLES_LEFT,
+    "cdc_incremental_snapshot_tables_left",
+    Gauge,
+    "Tables the running incremental snapshot has still to read, the current one included."
+);
+metric!(
+    INCREMENTAL_CHUNKS,
+    "cdc_incremental_snapshot_chunks",
+    Gauge,
+    "Chunks the running incremental snapshot has completed."
+);
+metric!(
+    INCREMENTAL_ROWS,
+    "cdc_incremental_snapshot_rows",
+    Gauge,
+    "Rows the running incremental snapshot has emitted."
+);
+metric!(
+    INCREMENTAL_ROWS_ESTIMATED,
+    "cdc_incremental_snapshot_rows_estimated",
+    Gauge,
+    "Estimated rows of the table the incremental snapshot is reading, by table."
+);
+metric!(
+    INCREMENTAL_SIGNAL_ERRORS,
+    "cdc_incremental_snapshot_signal_errors",
+    Gauge,
+    "Rejected signals kept in the status (the newest 16)."
+);
+
 /// Bucket bounds of [`COMMIT_TO_DURABLE`], in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
