@@ -5,6 +5,7 @@ mod common;
 
 mod check_unreachable;
 mod cli;
+mod compat;
 mod crash_resume;
 mod http;
 mod kafka;
