@@ -33,12 +33,14 @@ pub mod config;
 pub mod ddl;
 pub mod decode;
 pub mod error;
+pub mod history;
 pub mod jsonb;
 pub mod position;
 pub mod replication;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+mod xa;
 
 use connector_core::{ConfigSection, Context, Result, Source};
 

@@ -27,8 +27,10 @@ use crate::config::{Settings, TableFilter};
 use crate::ddl::{Ddl, Name, SchemaTracker, TableState};
 use crate::decode::{ColumnPlan, TableShape};
 use crate::error::classify;
+use crate::history::DdlRecord;
 use crate::position::{format_uuid, BinlogPosition, GtidSet};
 use crate::schema::{Charset, Collations, ColumnDef, Kind, TableDef};
+use crate::xa::{xa_statement, HeldChange, Hold, PreparedXa, XaVerb};
 
 /// Which server family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,87 +363,6 @@ struct Txn {
     hold: Option<Hold>,
 }
 
-/// The captured changes of an XA transaction's prepared part, while it is read.
-#[derive(Debug, Default)]
-struct Hold {
-    /// From `XA START` or MariaDB's GTID event; the `XA_PREPARE` event has it too.
-    xid: Option<Xid>,
-    changes: Vec<HeldChange>,
-    bytes: usize,
-}
-
-/// A change held for an XA transaction, without the position and transaction fields it gets when
-/// it is delivered (those of its `XA COMMIT`).
-#[derive(Debug)]
-struct HeldChange {
-    op: Op,
-    table: Option<Arc<TableSchema>>,
-    before: Option<Vec<Value>>,
-    after: Option<Vec<Value>>,
-    row_in_event: u64,
-    message: Option<LogicalMessage>,
-}
-
-impl HeldChange {
-    fn estimated_size(&self) -> usize {
-        let row = |r: &Option<Vec<Value>>| {
-            r.as_ref()
-                .map_or(0, |r| r.iter().map(Value::estimated_size).sum::<usize>())
-        };
-        std::mem::size_of::<HeldChange>()
-            + row(&self.before)
-            + row(&self.after)
-            + self.message.as_ref().map_or(0, |m| m.content.len())
-    }
-}
-
-/// An XA transaction prepared (its part in the binlog read) but not yet committed or rolled back.
-#[derive(Debug)]
-struct PreparedXa {
-    xid: Xid,
-    /// The position before its prepared part: checkpoints stay at or before it until it is
-    /// resolved, so that a restart reads the prepared part again.
-    before: BinlogPosition,
-    changes: Vec<HeldChange>,
-    bytes: usize,
-}
-
-/// `XA <verb> ...` statements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum XaVerb {
-    Start,
-    End,
-    Prepare,
-    Commit,
-    Rollback,
-}
-
-/// The verb of an `XA ...` statement and the text after it (the XID and options).
-fn xa_statement(sql: &str) -> Option<(XaVerb, &str)> {
-    let b = sql.as_bytes();
-    if b.len() < 3 || !b[..2].eq_ignore_ascii_case(b"XA") || !b[2].is_ascii_whitespace() {
-        return None;
-    }
-    let rest = sql[2..].trim_start();
-    for (word, verb) in [
-        ("START", XaVerb::Start),
-        ("BEGIN", XaVerb::Start),
-        ("END", XaVerb::End),
-        ("PREPARE", XaVerb::Prepare),
-        ("COMMIT", XaVerb::Commit),
-        ("ROLLBACK", XaVerb::Rollback),
-    ] {
-        let rb = rest.as_bytes();
-        if rb.len() > word.len()
-            && rb[..word.len()].eq_ignore_ascii_case(word.as_bytes())
-            && rb[word.len()].is_ascii_whitespace()
-        {
-            return Some((verb, &rest[word.len()..]));
-        }
-    }
-    None
-}
-
 #[derive(Clone, Copy, Debug)]
 enum GtidAdd {
     Maria(u32, u32, u64),
@@ -487,6 +408,11 @@ pub struct Decoder {
     released_floor: Option<BinlogPosition>,
     /// Where this decoder started.
     start: BinlogPosition,
+    /// DDL statements passed since the last [`Decoder::take_history`], for the schema history.
+    history: Vec<DdlRecord>,
+    /// Tables whose tracked definition was found to disagree with the binlog's metadata (warned
+    /// once each).
+    disagreed: HashSet<(String, String)>,
 }
 
 impl Decoder {
@@ -529,6 +455,8 @@ impl Decoder {
             max_xa_held_bytes: crate::config::DEFAULT_MAX_XA_HELD_BYTES,
             released_floor: None,
             start: from.clone(),
+            history: Vec::new(),
+            disagreed: HashSet::new(),
         })
     }
 
@@ -543,6 +471,12 @@ impl Decoder {
     /// are not all delivered must not pass it.
     pub fn take_released_floor(&mut self) -> Option<BinlogPosition> {
         self.released_floor.take()
+    }
+
+    /// The DDL statements passed since the last call, to append to the schema history before
+    /// a position after them is stored.
+    pub fn take_history(&mut self) -> Vec<DdlRecord> {
+        std::mem::take(&mut self.history)
     }
 
     /// Where a restart would resume now: after the last delivered event.
@@ -1035,6 +969,14 @@ impl Decoder {
             txn.thread = Some(q.thread_id);
         }
         let ddl = self.tracker.apply(sql, &q.schema);
+        if !matches!(ddl, Ddl::Other | Ddl::Truncate(_)) {
+            self.history.push(DdlRecord {
+                file: self.file.to_string(),
+                pos: self.txn.as_ref().map_or(prev_pos, |t| t.start_pos),
+                schema: q.schema.clone(),
+                sql: sql.to_string(),
+            });
+        }
         // Any DDL may change table ids' shapes: forget cached shapes.
         if !matches!(ddl, Ddl::Other) {
             self.tables.clear();
@@ -1190,6 +1132,20 @@ impl Decoder {
             Some(TableState::Known(d)) => Some(d.clone()),
             _ => None,
         };
+        if let (true, Some(d)) = (full, &tracked) {
+            let names = o.column_names.as_deref().unwrap_or_default();
+            if let Some(what) = crate::history::disagreement(d, names) {
+                if self
+                    .disagreed
+                    .insert((tme.schema.clone(), tme.table.clone()))
+                {
+                    warn!(table = %format!("{}.{}", tme.schema, tme.table), at = %format!("{}:{}", self.file, self.pos),
+                        "the schema history disagrees with the binlog's column metadata ({what}); \
+                         rows are decoded with the binlog's, but with binlog_row_metadata=MINIMAL \
+                         they would be wrong: report the DDL that led here");
+                }
+            }
+        }
         if !full {
             self.used_tracker = true;
             let Some(d) = &tracked else {

@@ -15,12 +15,23 @@ use tracing::{debug, info, warn};
 use crate::config::{GtidSetting, Settings, SnapshotMode};
 use crate::ddl::SchemaTracker;
 use crate::error::PURGED_HINT;
+use crate::history::{self, SchemaHistory};
 use crate::position::BinlogPosition;
 use crate::replication::{
     connect, current_position, load_collations, log_open, open_stream, query, server_info, Decoder,
     EventReader, ServerInfo,
 };
 use crate::snapshot::{load_table_defs, Snapshot};
+
+/// Where the table definitions of a stream's start come from.
+enum Start {
+    /// The snapshot's (read in its transaction).
+    Snapshot(SchemaTracker),
+    /// The live catalog: a stream without a snapshot and without a stored position.
+    Fresh,
+    /// The schema history at the stored position.
+    Resume,
+}
 
 enum Phase {
     Idle,
@@ -38,6 +49,8 @@ struct Stream {
     /// prepared part (checkpoints must not pass it until they are delivered), and how many
     /// events at the front of `pending` are to be delivered until then.
     pending_floor: Option<(BinlogPosition, usize)>,
+    /// Where the DDL statements the decoder passes are appended.
+    history: SchemaHistory,
 }
 
 /// The MySQL / MariaDB binlog source.
@@ -151,19 +164,11 @@ impl MysqlSource {
         conn: &mut Conn,
         info: &ServerInfo,
         from: &BinlogPosition,
-        tracker: Option<SchemaTracker>,
+        start: Start,
     ) -> Result<()> {
         let collations = load_collations(conn).await?;
-        let tracker = match tracker {
-            Some(t) => t,
-            None => {
-                let mut t = SchemaTracker::new();
-                for d in load_table_defs(conn, &self.settings.filter).await? {
-                    t.insert(d);
-                }
-                t
-            }
-        };
+        let history = SchemaHistory::new(self.settings.history_path.clone());
+        let tracker = self.tracker_at(conn, &history, from, start).await?;
         let files = Self::binlog_files(conn).await?;
         let file_present = files.contains(&from.file);
         let use_gtid = match self.settings.config.gtid {
@@ -208,8 +213,45 @@ impl MysqlSource {
             decoder,
             pending: VecDeque::new(),
             pending_floor: None,
+            history,
         }));
         Ok(())
+    }
+
+    /// The table definitions at `from`: the snapshot's, the live catalog's at a fresh start,
+    /// or rebuilt from the schema history on a resume. A fresh start begins the history anew.
+    async fn tracker_at(
+        &self,
+        conn: &mut Conn,
+        history: &SchemaHistory,
+        from: &BinlogPosition,
+        start: Start,
+    ) -> Result<SchemaTracker> {
+        let tracker = match start {
+            Start::Snapshot(t) => t,
+            Start::Fresh => live_tracker(conn, &self.settings).await?,
+            Start::Resume => {
+                let (h, at) = (history.clone(), from.clone());
+                match history::blocking(move || h.rebuild(&at)).await? {
+                    Some(t) => {
+                        info!(position = %from, history = %history.path().display(),
+                            "table definitions rebuilt from the schema history");
+                        return Ok(t);
+                    }
+                    None => {
+                        warn!(position = %from, history = %history.path().display(),
+                            "no schema history covers the resume position: table definitions \
+                             are read from the live catalog, so rows written before a later \
+                             DDL may be decoded with the wrong columns unless \
+                             binlog_row_metadata=FULL; the history starts here");
+                        live_tracker(conn, &self.settings).await?
+                    }
+                }
+            }
+        };
+        let (h, at, t) = (history.clone(), from.clone(), tracker.clone());
+        history::blocking(move || h.reset(&at, &t)).await?;
+        Ok(tracker)
     }
 
     async fn start_snapshot(&mut self, info: &ServerInfo) -> Result<()> {
@@ -235,7 +277,7 @@ impl MysqlSource {
         let point = snap.point.clone();
         drop(snap);
         let r = self
-            .start_streaming(&mut conn, &info, &point, Some(tracker))
+            .start_streaming(&mut conn, &info, &point, Start::Snapshot(tracker))
             .await;
         let _ = conn.disconnect().await;
         r
@@ -329,6 +371,12 @@ impl MysqlSource {
                 Err(e) => return Err(e),
             };
             stream.decoder.process(&ev, &mut events)?;
+            let ddl = stream.decoder.take_history();
+            if !ddl.is_empty() {
+                // Durable before any position after the statements is stored.
+                let h = stream.history.clone();
+                history::blocking(move || h.append(&ddl)).await?;
+            }
             if let Some(f) = stream.decoder.take_released_floor() {
                 released = Some(match released {
                     Some((g, _)) if g < f => (g, events.len()),
@@ -386,6 +434,15 @@ impl MysqlSource {
     }
 }
 
+/// The table definitions of the live catalog.
+async fn live_tracker(conn: &mut Conn, settings: &Settings) -> Result<SchemaTracker> {
+    let mut t = SchemaTracker::new();
+    for d in load_table_defs(conn, &settings.filter).await? {
+        t.insert(d);
+    }
+    Ok(t)
+}
+
 fn purged_error(from: &BinlogPosition, files: &[String]) -> Error {
     Error::new(
         ErrorKind::Data,
@@ -421,7 +478,8 @@ impl Source for MysqlSource {
                     if mode == SnapshotMode::Never {
                         let mut p = p;
                         p.snapshot = false;
-                        self.start_streaming(&mut conn, &info, &p, None).await
+                        self.start_streaming(&mut conn, &info, &p, Start::Resume)
+                            .await
                     } else {
                         self.start_snapshot(&info).await
                     }
@@ -431,7 +489,10 @@ impl Source for MysqlSource {
                     Ok(())
                 }
                 Some(p) => {
-                    match self.start_streaming(&mut conn, &info, &p, None).await {
+                    match self
+                        .start_streaming(&mut conn, &info, &p, Start::Resume)
+                        .await
+                    {
                         Err(e) if e.kind() == ErrorKind::Data
                             && mode == SnapshotMode::WhenNeeded
                             && e.message().contains("no longer on the server") =>
@@ -444,7 +505,8 @@ impl Source for MysqlSource {
                 }
                 None if mode == SnapshotMode::Never => {
                     let p = current_position(&mut conn, &info).await?;
-                    self.start_streaming(&mut conn, &info, &p, None).await
+                    self.start_streaming(&mut conn, &info, &p, Start::Fresh)
+                        .await
                 }
                 None => self.start_snapshot(&info).await,
             }
