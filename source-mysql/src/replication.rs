@@ -393,6 +393,8 @@ pub struct Decoder {
     pub used_tracker: bool,
     /// Whether the server writes event checksums (`binlog_checksum` is not NONE).
     pub server_checksums: bool,
+    /// Whether the stream was opened by GTID (not by file and offset).
+    pub resume_by_gtid: bool,
     /// A reused buffer for event positions.
     pos_buf: String,
     /// XA transactions prepared and not yet resolved, in binlog order, with their held changes.
@@ -448,6 +450,7 @@ impl Decoder {
             boundary,
             used_tracker: false,
             server_checksums: true,
+            resume_by_gtid: false,
             pos_buf: String::with_capacity(96),
             prepared: Vec::new(),
             prepared_empty: HashSet::new(),
@@ -486,12 +489,14 @@ impl Decoder {
                 delivered: Some(order),
                 start_pos,
                 gtids_before,
+                id,
                 ..
             }) => BinlogPosition {
                 file: self.file.to_string(),
                 pos: *start_pos,
                 row: *order,
                 gtids: gtids_before.as_deref().map(str::to_string),
+                txn: Some(id.to_string()),
                 snapshot: false,
             },
             _ => self.resume_point.clone(),
@@ -509,6 +514,7 @@ impl Decoder {
             pos: self.pos,
             row: 0,
             gtids: self.gtids_text.as_deref().map(str::to_string),
+            txn: None,
             snapshot: false,
         }
     }
@@ -664,12 +670,27 @@ impl Decoder {
             warn!(txn = %open.id, "a transaction started before the previous one ended; closing it");
             self.commit();
         }
-        let skip = std::mem::take(&mut self.pending_skip);
+        // A resume inside a transaction skips the events delivered before, of that transaction
+        // only (by GTID, other domains' transactions may come first after a failover).
+        let skip = if self.pending_skip > 0
+            && crate::position::skip_applies(
+                &self.start,
+                &id,
+                &self.file,
+                start_pos,
+                self.resume_by_gtid,
+            )? {
+            std::mem::take(&mut self.pending_skip)
+        } else {
+            0
+        };
         let pos_prefix = format!("file={};pos={start_pos}", self.file);
-        let pos_suffix = match &self.gtids_text {
+        let mut pos_suffix = match &self.gtids_text {
             Some(g) => format!(";gtids={g}"),
             None => String::new(),
         };
+        pos_suffix.push_str(";txn=");
+        pos_suffix.push_str(&id);
         self.txn = Some(Txn {
             pos_prefix,
             pos_suffix,
@@ -757,6 +778,7 @@ impl Decoder {
                 pos: txn.start_pos,
                 row: 0,
                 gtids: txn.gtids_before.as_deref().map(str::to_string),
+                txn: None,
                 snapshot: false,
             };
             debug!(xid = %xid, changes = hold.changes.len(), at = %before,
@@ -1775,7 +1797,7 @@ mod tests {
         assert!(e.table.as_ref().unwrap().columns[0].key);
         assert_eq!(
             e.position.as_str(),
-            format!("file=binlog.000001;pos=157;row=1;gtids={uuid}:1-6")
+            format!("file=binlog.000001;pos=157;row=1;gtids={uuid}:1-6;txn={uuid}:7")
         );
         // AND after the XID the resume point is the next transaction, with the GTID added
         assert_eq!(

@@ -206,6 +206,7 @@ impl MysqlSource {
             .first()
             .is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
         decoder.max_xa_held_bytes = self.settings.config.max_xa_held_bytes;
+        decoder.resume_by_gtid = use_gtid;
         info!(position = %from, gtid = use_gtid, server_id = self.settings.server_id,
             "streaming the binlog");
         self.phase = Phase::Streaming(Box::new(Stream {

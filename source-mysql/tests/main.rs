@@ -7,6 +7,7 @@ mod bench;
 mod checks;
 mod compressed;
 mod ddl;
+mod gtid_skip;
 mod inet;
 mod private_server;
 mod resume;
