@@ -15,6 +15,9 @@
 //! - `txn` (with `row` only): the id of the transaction at `file:pos` whose first `row` events
 //!   were delivered (its GTID, or `file:pos` without GTIDs): a resume skips events only of that
 //!   transaction, and fails when the server sends another one in its place.
+//! - `deliver` (`file:pos`): the stream started after the prepared part of XA transactions
+//!   that were still unresolved; it reads from `file:pos` of this position to `deliver` only
+//!   to hold those prepared parts, and delivers from `deliver` on.
 //! - `snapshot=1`: an initial snapshot was under way; resuming from it runs the snapshot again.
 //!
 //! Positions are ordered by (file sequence number, pos, row); the GTID set follows the same order.
@@ -225,6 +228,8 @@ pub struct BinlogPosition {
     pub gtids: Option<String>,
     /// With `row > 0`: the id of the transaction the `row` delivered events belong to.
     pub txn: Option<String>,
+    /// Where delivery starts (before it, only XA prepared parts are read): `(file, pos)`.
+    pub deliver: Option<(String, u64)>,
     /// An initial snapshot was under way.
     pub snapshot: bool,
 }
@@ -238,6 +243,7 @@ impl BinlogPosition {
             row: 0,
             gtids,
             txn: None,
+            deliver: None,
             snapshot: false,
         }
     }
@@ -258,6 +264,7 @@ impl BinlogPosition {
         let mut row = 0;
         let mut gtids = None;
         let mut txn = None;
+        let mut deliver = None;
         let mut snapshot = false;
         for part in text.split(';').filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
@@ -269,6 +276,13 @@ impl BinlogPosition {
                 "row" => row = v.parse().map_err(|_| bad(format!("row {v:?}")))?,
                 "gtids" => gtids = Some(v.to_string()),
                 "txn" => txn = Some(v.to_string()),
+                "deliver" => {
+                    let (f, p) = v
+                        .rsplit_once(':')
+                        .and_then(|(f, p)| Some((f.to_string(), p.parse().ok()?)))
+                        .ok_or_else(|| bad(format!("deliver {v:?}")))?;
+                    deliver = Some((f, p));
+                }
                 "snapshot" => snapshot = v == "1" || v == "true",
                 _ => return Err(bad(format!("unknown key {k:?}"))),
             }
@@ -282,6 +296,7 @@ impl BinlogPosition {
             row,
             gtids,
             txn: txn.filter(|_| row > 0),
+            deliver,
             snapshot,
         })
     }
@@ -289,6 +304,11 @@ impl BinlogPosition {
     /// The core [`Position`].
     pub fn to_position(&self) -> Position {
         Position::new(self.to_string())
+    }
+
+    /// `(file sequence, pos)` of the `deliver` point, if any.
+    pub fn deliver_key(&self) -> Option<(u64, u64)> {
+        self.deliver.as_ref().map(|(f, p)| (file_seq(f), *p))
     }
 
     /// The sequence number of the binlog file (`mysql-bin.000042` → 42).
@@ -378,6 +398,9 @@ impl fmt::Display for BinlogPosition {
         if let Some(t) = self.txn.as_ref().filter(|_| self.row > 0) {
             write!(f, ";txn={t}")?;
         }
+        if let Some((file, pos)) = &self.deliver {
+            write!(f, ";deliver={file}:{pos}")?;
+        }
         if self.snapshot {
             f.write_str(";snapshot=1")?;
         }
@@ -426,6 +449,9 @@ mod tests {
             t.to_string(),
             "file=f.000001;pos=4;row=2;gtids=0-1-9;txn=0-1-10"
         );
+        let d = BinlogPosition::parse("file=f.000001;pos=4;deliver=f.000002:400").unwrap();
+        assert_eq!(d.deliver, Some(("f.000002".to_string(), 400)));
+        assert_eq!(d.to_string(), "file=f.000001;pos=4;deliver=f.000002:400");
         let s = BinlogPosition::parse("file=f.000001;pos=4;snapshot=1").unwrap();
         assert!(s.snapshot);
         assert_eq!(s.to_string(), "file=f.000001;pos=4;snapshot=1");

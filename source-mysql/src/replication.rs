@@ -395,6 +395,10 @@ pub struct Decoder {
     pub server_checksums: bool,
     /// Whether the stream was opened by GTID (not by file and offset).
     pub resume_by_gtid: bool,
+    /// Before this `(file sequence, pos)`, only the prepared parts of XA transactions are read
+    /// (held for their commit); nothing is delivered and DDL is not applied (the tracker holds
+    /// the definitions of this point). Cleared once passed.
+    deliver_from: Option<(u64, u64)>,
     /// A reused buffer for event positions.
     pos_buf: String,
     /// XA transactions prepared and not yet resolved, in binlog order, with their held changes.
@@ -451,6 +455,7 @@ impl Decoder {
             used_tracker: false,
             server_checksums: true,
             resume_by_gtid: false,
+            deliver_from: from.deliver_key(),
             pos_buf: String::with_capacity(96),
             prepared: Vec::new(),
             prepared_empty: HashSet::new(),
@@ -497,10 +502,23 @@ impl Decoder {
                 row: *order,
                 gtids: gtids_before.as_deref().map(str::to_string),
                 txn: Some(id.to_string()),
+                deliver: None,
                 snapshot: false,
             },
             _ => self.resume_point.clone(),
         }
+    }
+
+    /// Whether the event group starting at `pos` of the current file lies before the point
+    /// delivery starts from (see `deliver_from`).
+    fn before_delivery(&self, pos: u64) -> bool {
+        self.deliver_from
+            .is_some_and(|d| (crate::position::file_seq(&self.file), pos) < d)
+    }
+
+    /// The point delivery starts from, while it is not passed yet.
+    pub fn delivery_start(&self) -> Option<(u64, u64)> {
+        self.deliver_from
     }
 
     /// Whether a transaction is open.
@@ -515,6 +533,7 @@ impl Decoder {
             row: 0,
             gtids: self.gtids_text.as_deref().map(str::to_string),
             txn: None,
+            deliver: None,
             snapshot: false,
         }
     }
@@ -779,6 +798,7 @@ impl Decoder {
                 row: 0,
                 gtids: txn.gtids_before.as_deref().map(str::to_string),
                 txn: None,
+                deliver: None,
                 snapshot: false,
             };
             debug!(xid = %xid, changes = hold.changes.len(), at = %before,
@@ -844,7 +864,8 @@ impl Decoder {
                 self.held_bytes -= group.bytes;
                 debug!(xid = %group.xid, commit, changes = group.changes.len(),
                     "a prepared XA transaction was resolved");
-                if commit {
+                // Committed before the delivery point: in the snapshot, or before the start.
+                if commit && !self.before_delivery(prev_pos) {
                     self.released_floor = Some(match self.released_floor.take() {
                         Some(f) if f < group.before => f,
                         _ => group.before,
@@ -854,14 +875,14 @@ impl Decoder {
             }
             None => {
                 let known = xid.as_ref().is_some_and(|x| self.prepared_empty.remove(x));
-                if commit && !known {
-                    warn!(
+                if commit && !known && !self.before_delivery(prev_pos) {
+                    debug!(
                         xid = %xid.as_ref().map_or_else(|| rest.trim().to_string(), Xid::to_string),
                         at = %format!("{}:{prev_pos}", self.file),
                         start = %self.start,
-                        "XA COMMIT of a transaction prepared before the position this stream \
-                         started from: its changes to captured tables, if any, are not in the \
-                         stream (unless they were delivered before a restart)"
+                        "XA COMMIT of a transaction not seen prepared: prepared before the \
+                         position this stream resumed from, so without captured changes (a \
+                         fresh start reads the prepared parts from before it)"
                     );
                 }
             }
@@ -907,7 +928,10 @@ impl Decoder {
 
     fn commit(&mut self) {
         if let Some(txn) = self.txn.take() {
-            if let Some(add) = txn.gtid {
+            // Before the delivery point of a stream started without a GTID set (MySQL), keep
+            // none rather than a partial one.
+            let partial = self.gtids.is_none() && self.deliver_from.is_some();
+            if let Some(add) = txn.gtid.filter(|_| !partial) {
                 let set = self.gtids.get_or_insert_with(|| match add {
                     GtidAdd::Maria(..) => GtidSet::mariadb(),
                     GtidAdd::MySql(..) => GtidSet::mysql(),
@@ -921,6 +945,12 @@ impl Decoder {
         }
         self.boundary = self.boundary_after();
         self.resume_point = self.boundary.clone();
+        if self
+            .deliver_from
+            .is_some_and(|d| (self.boundary.file_seq(), self.boundary.pos) >= d)
+        {
+            self.deliver_from = None;
+        }
     }
 
     fn on_query(
@@ -989,6 +1019,14 @@ impl Decoder {
         };
         if let Some(txn) = &mut self.txn {
             txn.thread = Some(q.thread_id);
+        }
+        let group = self.txn.as_ref().map_or(prev_pos, |t| t.start_pos);
+        if self.before_delivery(group) {
+            // The tracker already holds the definitions of the delivery point.
+            if standalone_txn {
+                self.commit();
+            }
+            return Ok(());
         }
         let ddl = self.tracker.apply(sql, &q.schema);
         if !matches!(ddl, Ddl::Other | Ddl::Truncate(_)) {
@@ -1466,6 +1504,12 @@ impl Decoder {
             self.held_bytes += bytes;
             hold.changes.push(change);
             return;
+        }
+        if self
+            .deliver_from
+            .is_some_and(|d| (crate::position::file_seq(&file), txn.start_pos) < d)
+        {
+            return; // before the stream's start: only XA prepared parts are read there
         }
         txn.order += 1;
         let key = table.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize);

@@ -19,7 +19,7 @@ use crate::history::{self, SchemaHistory};
 use crate::position::BinlogPosition;
 use crate::replication::{
     connect, current_position, load_collations, log_open, open_stream, query, server_info, Decoder,
-    EventReader, ServerInfo,
+    EventReader, Flavor, ServerInfo,
 };
 use crate::snapshot::{load_table_defs, Snapshot};
 
@@ -51,6 +51,9 @@ struct Stream {
     pending_floor: Option<(BinlogPosition, usize)>,
     /// Where the DDL statements the decoder passes are appended.
     history: SchemaHistory,
+    /// While checkpoints are before it: the point delivery started from (see
+    /// [`BinlogPosition::deliver`]), carried in them.
+    deliver: Option<(String, u64)>,
 }
 
 /// The MySQL / MariaDB binlog source.
@@ -168,7 +171,41 @@ impl MysqlSource {
     ) -> Result<()> {
         let collations = load_collations(conn).await?;
         let history = SchemaHistory::new(self.settings.history_path.clone());
+        let fresh = !matches!(start, Start::Resume);
         let tracker = self.tracker_at(conn, &history, from, start).await?;
+        // A fresh start after the prepared part of XA transactions committed later: read from
+        // the earliest such part, holding them, and deliver from `from` on.
+        let early = if fresh {
+            let xids = crate::xa::prepared_before(conn, from).await?;
+            if xids.is_empty() {
+                None
+            } else {
+                let mut e = crate::xa::earliest_prepared_part(conn, from, &xids).await?;
+                e.gtids = match info.flavor {
+                    Flavor::MariaDb => {
+                        let sql = format!(
+                            "SELECT BINLOG_GTID_POS('{}', {})",
+                            e.file.replace('\'', ""),
+                            e.pos
+                        );
+                        query::<Option<String>>(conn, &sql)
+                            .await?
+                            .into_iter()
+                            .flatten()
+                            .next()
+                    }
+                    Flavor::MySql => None,
+                };
+                e.deliver = Some((from.file.clone(), from.pos));
+                info!(xids = %xids.join(" "), from = %e, deliver = %from,
+                    "XA transactions were prepared before the stream's start: reading their \
+                     prepared parts first");
+                Some(e)
+            }
+        } else {
+            None
+        };
+        let from = early.as_ref().unwrap_or(from);
         let files = Self::binlog_files(conn).await?;
         let file_present = files.contains(&from.file);
         let use_gtid = match self.settings.config.gtid {
@@ -215,6 +252,7 @@ impl MysqlSource {
             pending: VecDeque::new(),
             pending_floor: None,
             history,
+            deliver: from.deliver.clone(),
         }));
         Ok(())
     }
@@ -228,6 +266,12 @@ impl MysqlSource {
         from: &BinlogPosition,
         start: Start,
     ) -> Result<SchemaTracker> {
+        // Before a `deliver` point no DDL is applied: the definitions are those of that point.
+        let at = match &from.deliver {
+            Some((file, pos)) => BinlogPosition::new(file.clone(), *pos, None),
+            None => from.clone(),
+        };
+        let from = &at;
         let tracker = match start {
             Start::Snapshot(t) => t,
             Start::Fresh => live_tracker(conn, &self.settings).await?,
@@ -300,6 +344,16 @@ impl MysqlSource {
             unreachable!("checked above");
         };
         self.after_snapshot(snap).await?;
+        // When the stream reads XA prepared parts from before the snapshot point first, the
+        // point is not a safe resume position yet: where the stream starts is.
+        let point = match &self.phase {
+            Phase::Streaming(s) if s.deliver.is_some() => {
+                let mut p = s.decoder.resume_point();
+                p.deliver = s.deliver.clone();
+                p
+            }
+            _ => point,
+        };
         self.last_checkpoint = Some(point.clone());
         Ok(Some(Batch::new(events, Some(point.to_position()))))
     }
@@ -420,6 +474,13 @@ impl MysqlSource {
         {
             if *floor < resume {
                 resume = floor.clone();
+            }
+        }
+        if let Some((file, pos)) = stream.deliver.clone() {
+            if (resume.file_seq(), resume.pos) < (crate::position::file_seq(&file), pos) {
+                resume.deliver = Some((file, pos));
+            } else {
+                stream.deliver = None;
             }
         }
         let checkpoint = if self.last_checkpoint.as_ref() != Some(&resume) {

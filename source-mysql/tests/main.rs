@@ -20,6 +20,7 @@ mod tracker;
 mod types;
 mod versioned;
 mod xa;
+mod xa_fresh;
 
 /// `--features bench-mimalloc`: measure with mimalloc instead of the system allocator.
 #[cfg(feature = "bench-mimalloc")]
