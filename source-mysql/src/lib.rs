@@ -29,6 +29,7 @@
 
 pub mod binlog;
 pub mod checks;
+mod column_map;
 pub mod config;
 pub mod ddl;
 pub mod decode;

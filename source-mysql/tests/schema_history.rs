@@ -44,8 +44,8 @@ async fn snapshot_then_checkpoint(src: &mut MysqlSource) -> connector_core::Posi
         if b.checkpoint.is_some() {
             last = b.checkpoint;
         }
-        if !src.snapshotting() && last.is_some() {
-            return last.unwrap();
+        if let Some(cp) = last.as_ref().filter(|_| !src.snapshotting()) {
+            return cp.clone();
         }
     }
 }
