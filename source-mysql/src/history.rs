@@ -307,6 +307,20 @@ mod tests {
     }
 
     #[test]
+    fn a_definition_disagreeing_with_the_binlog_names_is_told() {
+        let d = def(&["id", "a", "b"]);
+        let same: Vec<String> = ["ID", "a", "b"].map(String::from).to_vec();
+        assert!(disagreement(&d, &same).is_none());
+        let moved: Vec<String> = ["id", "b", "a"].map(String::from).to_vec();
+        let what = disagreement(&d, &moved).unwrap();
+        assert!(
+            what.contains("(id, a, b)") && what.contains("(id, b, a)"),
+            "{what}"
+        );
+        assert!(disagreement(&d, &same[..2]).is_some());
+    }
+
+    #[test]
     fn a_resume_rebuilds_the_definitions_of_its_position() {
         // GIVEN a history with a base at 100 and a DDL at 200
         let dir = std::env::temp_dir().join(format!("cdc-history-unit-{}", std::process::id()));

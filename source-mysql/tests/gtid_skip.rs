@@ -1,21 +1,11 @@
 //! Resuming inside a transaction by GTID: the events-to-skip count of the stored position is
 //! applied only to the transaction it was counted in.
 
-use connector_core::{ChangeEvent, Op, Position, Source, Value};
+use connector_core::{Position, Source};
 use source_mysql::BinlogPosition;
 
 use crate::common::{of_table, read_until, source, TestDb, METADATA};
-
-fn ids(events: &[&ChangeEvent]) -> Vec<i64> {
-    events
-        .iter()
-        .filter(|e| e.op == Op::Create)
-        .map(|e| match e.after.as_ref().unwrap()[0] {
-            Value::Int(i) => i,
-            ref v => panic!("{v:?}"),
-        })
-        .collect()
-}
+use crate::resume::ids;
 
 /// Start from `from` and read until an error; panics if 10 is delivered first.
 async fn first_error(src: &mut dyn Source, from: Position) -> String {
