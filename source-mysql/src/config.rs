@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_BATCH_WAIT_MS: u64 = 500;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Default most bytes of captured changes held for prepared, not yet committed XA transactions.
 pub const DEFAULT_MAX_XA_HELD_BYTES: usize = 64 << 20;
+/// Directory of the default schema history file, `<dir>/<pipeline>.schema-history` (the
+/// default offsets file is `./data/<pipeline>.offsets`).
+pub const DEFAULT_SCHEMA_HISTORY_DIR: &str = "./data";
 /// Lowest default server id: ids derived from the pipeline name fall in
 /// `[DERIVED_SERVER_ID_BASE, DERIVED_SERVER_ID_BASE + 2^30)`, away from the small ids
 /// people give servers.
@@ -161,6 +164,12 @@ pub struct MysqlConfig {
     /// PEM file of the CA certificate(s) to verify the server with.
     #[serde(default)]
     pub ssl_ca: Option<PathBuf>,
+    /// The schema history file: every DDL statement the stream passed, with its binlog position,
+    /// and the table definitions at the snapshot (see the README). Keep it with the offsets: a
+    /// resume rebuilds the table definitions of its position from it. Default
+    /// `./data/<pipeline>.schema-history`, beside the default offsets file.
+    #[serde(default)]
+    pub schema_history_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for MysqlConfig {
@@ -185,6 +194,7 @@ impl std::fmt::Debug for MysqlConfig {
             .field("max_xa_held_bytes", &self.max_xa_held_bytes)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_ca", &self.ssl_ca)
+            .field("schema_history_path", &self.schema_history_path)
             .finish()
     }
 }
@@ -285,6 +295,8 @@ pub struct Settings {
     pub server_id: u32,
     /// Table filter.
     pub filter: TableFilter,
+    /// The schema history file (`schema_history_path` or its default).
+    pub history_path: PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -294,6 +306,7 @@ impl std::fmt::Debug for Settings {
             .field("address", &self.address)
             .field("server_id", &self.server_id)
             .field("filter", &self.filter)
+            .field("history_path", &self.history_path)
             .finish_non_exhaustive()
     }
 }
@@ -444,12 +457,24 @@ impl Settings {
         let server_id = config
             .server_id
             .unwrap_or_else(|| derive_server_id(pipeline));
+        let history_path = match &config.schema_history_path {
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(Error::config(
+                    "key `source.schema_history_path`: expected a file path",
+                ))
+            }
+            Some(p) => p.clone(),
+            None => PathBuf::from(format!(
+                "{DEFAULT_SCHEMA_HISTORY_DIR}/{pipeline}.schema-history"
+            )),
+        };
         Ok(Settings {
             config,
             opts,
             address,
             server_id,
             filter: TableFilter { patterns },
+            history_path,
         })
     }
 }

@@ -1173,7 +1173,7 @@ pub struct SchemaTracker {
 }
 
 /// What the tracker knows of a table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum TableState {
     /// Its definition.
     Known(TableDef),
@@ -1193,6 +1193,19 @@ impl SchemaTracker {
             (def.schema.to_string(), def.table.to_string()),
             TableState::Known(def),
         );
+    }
+
+    /// Set a table's state (from the schema history).
+    pub fn set(&mut self, schema: &str, table: &str, state: TableState) {
+        self.tables
+            .insert((schema.to_string(), table.to_string()), state);
+    }
+
+    /// Every table the tracker knows, as `(database, table, state)`, in no particular order.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &str, &TableState)> {
+        self.tables
+            .iter()
+            .map(|((s, t), st)| (s.as_str(), t.as_str(), st))
     }
 
     /// A table's state.

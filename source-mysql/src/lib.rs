@@ -29,18 +29,21 @@
 
 pub mod binlog;
 pub mod checks;
+mod column_map;
 pub mod config;
 pub mod ddl;
 pub mod decode;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod jsonb;
 pub mod position;
 pub mod replication;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+mod xa;
 
 use connector_core::{ConfigSection, Context, Result, Source};
 

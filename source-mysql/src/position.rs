@@ -12,6 +12,12 @@
 //!   delivered; a resume skips them. Checkpoints inside a large transaction carry it.
 //! - `gtids` (omitted when unknown): the executed GTID set at `file:pos`, excluding the transaction
 //!   there: MariaDB `domain-server-seq` entries (`0-1-9,1-2-40`), or MySQL `uuid:1-100[:a-b]` entries.
+//! - `txn` (with `row` only): the id of the transaction at `file:pos` whose first `row` events
+//!   were delivered (its GTID, or `file:pos` without GTIDs): a resume skips events only of that
+//!   transaction, and fails when the server sends another one in its place.
+//! - `deliver` (`file:pos`): the stream started after the prepared part of XA transactions
+//!   that were still unresolved; it reads from `file:pos` of this position to `deliver` only
+//!   to hold those prepared parts, and delivers from `deliver` on.
 //! - `snapshot=1`: an initial snapshot was under way; resuming from it runs the snapshot again.
 //!
 //! Positions are ordered by (file sequence number, pos, row); the GTID set follows the same order.
@@ -220,6 +226,10 @@ pub struct BinlogPosition {
     pub row: u64,
     /// Executed GTID set at `pos`, as text (kept as text: it is copied into every event).
     pub gtids: Option<String>,
+    /// With `row > 0`: the id of the transaction the `row` delivered events belong to.
+    pub txn: Option<String>,
+    /// Where delivery starts (before it, only XA prepared parts are read): `(file, pos)`.
+    pub deliver: Option<(String, u64)>,
     /// An initial snapshot was under way.
     pub snapshot: bool,
 }
@@ -232,6 +242,8 @@ impl BinlogPosition {
             pos,
             row: 0,
             gtids,
+            txn: None,
+            deliver: None,
             snapshot: false,
         }
     }
@@ -251,6 +263,8 @@ impl BinlogPosition {
         let mut pos = None;
         let mut row = 0;
         let mut gtids = None;
+        let mut txn = None;
+        let mut deliver = None;
         let mut snapshot = false;
         for part in text.split(';').filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
@@ -261,6 +275,14 @@ impl BinlogPosition {
                 "pos" => pos = Some(v.parse().map_err(|_| bad(format!("pos {v:?}")))?),
                 "row" => row = v.parse().map_err(|_| bad(format!("row {v:?}")))?,
                 "gtids" => gtids = Some(v.to_string()),
+                "txn" => txn = Some(v.to_string()),
+                "deliver" => {
+                    let (f, p) = v
+                        .rsplit_once(':')
+                        .and_then(|(f, p)| Some((f.to_string(), p.parse().ok()?)))
+                        .ok_or_else(|| bad(format!("deliver {v:?}")))?;
+                    deliver = Some((f, p));
+                }
                 "snapshot" => snapshot = v == "1" || v == "true",
                 _ => return Err(bad(format!("unknown key {k:?}"))),
             }
@@ -273,6 +295,8 @@ impl BinlogPosition {
             pos,
             row,
             gtids,
+            txn: txn.filter(|_| row > 0),
+            deliver,
             snapshot,
         })
     }
@@ -282,9 +306,75 @@ impl BinlogPosition {
         Position::new(self.to_string())
     }
 
+    /// `(file sequence, pos)` of the `deliver` point, if any.
+    pub fn deliver_key(&self) -> Option<(u64, u64)> {
+        self.deliver.as_ref().map(|(f, p)| (file_seq(f), *p))
+    }
+
     /// The sequence number of the binlog file (`mysql-bin.000042` → 42).
     pub fn file_seq(&self) -> u64 {
         file_seq(&self.file)
+    }
+}
+
+/// The replication stream a transaction id belongs to: MariaDB's domain (`0` of `0-1-42`),
+/// MySQL's source uuid; `None` for a `file:pos` id (no GTID).
+fn gtid_stream(id: &str) -> Option<&str> {
+    let parts: Vec<&str> = id.split('-').collect();
+    if parts.len() == 3 && parts.iter().all(|p| p.parse::<u64>().is_ok()) {
+        return Some(parts[0]);
+    }
+    match id.rsplit_once(':') {
+        Some((uuid, gno)) if parse_uuid(uuid).is_some() && gno.parse::<u64>().is_ok() => Some(uuid),
+        _ => None,
+    }
+}
+
+/// Whether the events-to-skip count of the resume position `from` (`row`) applies to the
+/// transaction `id` that starts at `file:start_pos`: `Ok(false)` for a transaction of another
+/// GTID domain (or source uuid) sent first in a resume by GTID, an error when the server sends
+/// another transaction in the place of the one whose events were delivered.
+pub fn skip_applies(
+    from: &BinlogPosition,
+    id: &str,
+    file: &str,
+    start_pos: u64,
+    by_gtid: bool,
+) -> Result<bool> {
+    let mismatch = |what: String| {
+        Error::new(
+            ErrorKind::Data,
+            format!(
+                "cannot resume inside a transaction from {from}: {} of its events were \
+                 delivered, but {what} (transaction {id} at {file}:{start_pos})",
+                from.row
+            ),
+        )
+        .with_hint(
+            "the binlog no longer matches the stored position (another server, a rewritten \
+             binlog): skipping would drop or repeat events of the wrong transaction; reset the \
+             offsets (`cdc offsets reset`) to take a new snapshot",
+        )
+    };
+    match from.txn.as_deref() {
+        Some(expected) if expected == id => Ok(true),
+        Some(expected) => match (gtid_stream(expected), gtid_stream(id)) {
+            (Some(a), Some(b)) if by_gtid && a != b => Ok(false),
+            _ => Err(mismatch(format!(
+                "the server sent another transaction first, not {expected}"
+            ))),
+        },
+        None if !by_gtid && file == from.file && start_pos == from.pos => Ok(true),
+        None if by_gtid => Err(mismatch(
+            "the position does not name that transaction (no `txn=`), so a resume by GTID \
+             cannot tell it from another"
+                .to_string(),
+        )
+        .with_hint("resume by file and offset (`gtid: false`) while the binlog file exists")),
+        None => Err(mismatch(format!(
+            "the first transaction the server sent is not the one at {}:{}",
+            from.file, from.pos
+        ))),
     }
 }
 
@@ -304,6 +394,12 @@ impl fmt::Display for BinlogPosition {
         }
         if let Some(g) = &self.gtids {
             write!(f, ";gtids={g}")?;
+        }
+        if let Some(t) = self.txn.as_ref().filter(|_| self.row > 0) {
+            write!(f, ";txn={t}")?;
+        }
+        if let Some((file, pos)) = &self.deliver {
+            write!(f, ";deliver={file}:{pos}")?;
         }
         if self.snapshot {
             f.write_str(";snapshot=1")?;
@@ -347,9 +443,47 @@ mod tests {
         );
         assert!(a < b && b < c);
         assert!(BinlogPosition::parse("lsn=0/1").is_err());
+        let t = BinlogPosition::parse("file=f.000001;pos=4;row=2;gtids=0-1-9;txn=0-1-10").unwrap();
+        assert_eq!(t.txn.as_deref(), Some("0-1-10"));
+        assert_eq!(
+            t.to_string(),
+            "file=f.000001;pos=4;row=2;gtids=0-1-9;txn=0-1-10"
+        );
+        let d = BinlogPosition::parse("file=f.000001;pos=4;deliver=f.000002:400").unwrap();
+        assert_eq!(d.deliver, Some(("f.000002".to_string(), 400)));
+        assert_eq!(d.to_string(), "file=f.000001;pos=4;deliver=f.000002:400");
         let s = BinlogPosition::parse("file=f.000001;pos=4;snapshot=1").unwrap();
         assert!(s.snapshot);
         assert_eq!(s.to_string(), "file=f.000001;pos=4;snapshot=1");
+    }
+
+    #[test]
+    fn a_skip_count_applies_only_to_its_own_transaction() {
+        let from =
+            BinlogPosition::parse("file=b.000001;pos=100;row=2;gtids=0-1-9;txn=0-1-10").unwrap();
+        // the transaction it names: skip
+        assert!(skip_applies(&from, "0-1-10", "b.000001", 100, true).unwrap());
+        // another domain's, first after a failover: deliver it, keep the skip
+        assert!(!skip_applies(&from, "1-2-5", "b.000007", 4, true).unwrap());
+        // another of the same domain: an error naming both
+        let e = skip_applies(&from, "0-1-11", "b.000001", 100, true).unwrap_err();
+        assert!(
+            e.message().contains("0-1-11") && e.message().contains("not 0-1-10"),
+            "{e}"
+        );
+        // by file and offset, another transaction is always an error
+        assert!(skip_applies(&from, "1-2-5", "b.000001", 100, false).is_err());
+        // a position without txn: by file and offset, the transaction at file:pos
+        let old = BinlogPosition::parse("file=b.000001;pos=100;row=2").unwrap();
+        assert!(skip_applies(&old, "b.000001:100", "b.000001", 100, false).unwrap());
+        assert!(skip_applies(&old, "b.000001:300", "b.000001", 300, false).is_err());
+        assert!(skip_applies(&old, "0-1-10", "b.000001", 100, true).is_err());
+        // MySQL ids: the source uuid is the stream
+        let u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let v = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let m = BinlogPosition::parse(&format!("file=b.1;pos=4;row=1;txn={u}:7")).unwrap();
+        assert!(!skip_applies(&m, &format!("{v}:3"), "b.1", 4, true).unwrap());
+        assert!(skip_applies(&m, &format!("{u}:8"), "b.1", 4, true).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use connector_core::{Column, TableId, TableSchema};
 
 /// The SQL type of a column, as far as decoding and naming need it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// TINYINT (and BOOL, which is TINYINT(1)).
     TinyInt,
@@ -70,7 +70,7 @@ pub enum Kind {
 }
 
 /// A character set, by the name MySQL uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Charset {
     /// `utf8mb4`, `latin1`, `binary`, ...
     pub name: Arc<str>,
@@ -81,7 +81,7 @@ pub struct Charset {
 }
 
 /// How text of a charset is decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CharsetClass {
     /// UTF-8 (utf8mb3, utf8mb4) and ASCII: validated as is.
     Utf8,
@@ -135,7 +135,7 @@ impl Charset {
 }
 
 /// One column's type and attributes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnDef {
     /// Name.
     pub name: Arc<str>,
@@ -266,7 +266,7 @@ impl ColumnDef {
 }
 
 /// A table's columns in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableDef {
     /// Database.
     pub schema: Arc<str>,

@@ -15,12 +15,23 @@ use tracing::{debug, info, warn};
 use crate::config::{GtidSetting, Settings, SnapshotMode};
 use crate::ddl::SchemaTracker;
 use crate::error::PURGED_HINT;
+use crate::history::{self, SchemaHistory};
 use crate::position::BinlogPosition;
 use crate::replication::{
     connect, current_position, load_collations, log_open, open_stream, query, server_info, Decoder,
-    EventReader, ServerInfo,
+    EventReader, Flavor, ServerInfo,
 };
 use crate::snapshot::{load_table_defs, Snapshot};
+
+/// Where the table definitions of a stream's start come from.
+enum Start {
+    /// The snapshot's (read in its transaction).
+    Snapshot(SchemaTracker),
+    /// The live catalog: a stream without a snapshot and without a stored position.
+    Fresh,
+    /// The schema history at the stored position.
+    Resume,
+}
 
 enum Phase {
     Idle,
@@ -38,6 +49,11 @@ struct Stream {
     /// prepared part (checkpoints must not pass it until they are delivered), and how many
     /// events at the front of `pending` are to be delivered until then.
     pending_floor: Option<(BinlogPosition, usize)>,
+    /// Where the DDL statements the decoder passes are appended.
+    history: SchemaHistory,
+    /// While checkpoints are before it: the point delivery started from (see
+    /// [`BinlogPosition::deliver`]), carried in them.
+    deliver: Option<(String, u64)>,
 }
 
 /// The MySQL / MariaDB binlog source.
@@ -151,19 +167,45 @@ impl MysqlSource {
         conn: &mut Conn,
         info: &ServerInfo,
         from: &BinlogPosition,
-        tracker: Option<SchemaTracker>,
+        start: Start,
     ) -> Result<()> {
         let collations = load_collations(conn).await?;
-        let tracker = match tracker {
-            Some(t) => t,
-            None => {
-                let mut t = SchemaTracker::new();
-                for d in load_table_defs(conn, &self.settings.filter).await? {
-                    t.insert(d);
-                }
-                t
+        let history = SchemaHistory::new(self.settings.history_path.clone());
+        let fresh = !matches!(start, Start::Resume);
+        let tracker = self.tracker_at(conn, &history, from, start).await?;
+        // A fresh start after the prepared part of XA transactions committed later: read from
+        // the earliest such part, holding them, and deliver from `from` on.
+        let early = if fresh {
+            let xids = crate::xa::prepared_before(conn, from).await?;
+            if xids.is_empty() {
+                None
+            } else {
+                let mut e = crate::xa::earliest_prepared_part(conn, from, &xids).await?;
+                e.gtids = match info.flavor {
+                    Flavor::MariaDb => {
+                        let sql = format!(
+                            "SELECT BINLOG_GTID_POS('{}', {})",
+                            e.file.replace('\'', ""),
+                            e.pos
+                        );
+                        query::<Option<String>>(conn, &sql)
+                            .await?
+                            .into_iter()
+                            .flatten()
+                            .next()
+                    }
+                    Flavor::MySql => None,
+                };
+                e.deliver = Some((from.file.clone(), from.pos));
+                info!(xids = %xids.join(" "), from = %e, deliver = %from,
+                    "XA transactions were prepared before the stream's start: reading their \
+                     prepared parts first");
+                Some(e)
             }
+        } else {
+            None
         };
+        let from = early.as_ref().unwrap_or(from);
         let files = Self::binlog_files(conn).await?;
         let file_present = files.contains(&from.file);
         let use_gtid = match self.settings.config.gtid {
@@ -201,6 +243,7 @@ impl MysqlSource {
             .first()
             .is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
         decoder.max_xa_held_bytes = self.settings.config.max_xa_held_bytes;
+        decoder.resume_by_gtid = use_gtid;
         info!(position = %from, gtid = use_gtid, server_id = self.settings.server_id,
             "streaming the binlog");
         self.phase = Phase::Streaming(Box::new(Stream {
@@ -208,8 +251,52 @@ impl MysqlSource {
             decoder,
             pending: VecDeque::new(),
             pending_floor: None,
+            history,
+            deliver: from.deliver.clone(),
         }));
         Ok(())
+    }
+
+    /// The table definitions at `from`: the snapshot's, the live catalog's at a fresh start,
+    /// or rebuilt from the schema history on a resume. A fresh start begins the history anew.
+    async fn tracker_at(
+        &self,
+        conn: &mut Conn,
+        history: &SchemaHistory,
+        from: &BinlogPosition,
+        start: Start,
+    ) -> Result<SchemaTracker> {
+        // Before a `deliver` point no DDL is applied: the definitions are those of that point.
+        let at = match &from.deliver {
+            Some((file, pos)) => BinlogPosition::new(file.clone(), *pos, None),
+            None => from.clone(),
+        };
+        let from = &at;
+        let tracker = match start {
+            Start::Snapshot(t) => t,
+            Start::Fresh => live_tracker(conn, &self.settings).await?,
+            Start::Resume => {
+                let (h, at) = (history.clone(), from.clone());
+                match history::blocking(move || h.rebuild(&at)).await? {
+                    Some(t) => {
+                        info!(position = %from, history = %history.path().display(),
+                            "table definitions rebuilt from the schema history");
+                        return Ok(t);
+                    }
+                    None => {
+                        warn!(position = %from, history = %history.path().display(),
+                            "no schema history covers the resume position: table definitions \
+                             are read from the live catalog, so rows written before a later \
+                             DDL may be decoded with the wrong columns unless \
+                             binlog_row_metadata=FULL; the history starts here");
+                        live_tracker(conn, &self.settings).await?
+                    }
+                }
+            }
+        };
+        let (h, at, t) = (history.clone(), from.clone(), tracker.clone());
+        history::blocking(move || h.reset(&at, &t)).await?;
+        Ok(tracker)
     }
 
     async fn start_snapshot(&mut self, info: &ServerInfo) -> Result<()> {
@@ -235,7 +322,7 @@ impl MysqlSource {
         let point = snap.point.clone();
         drop(snap);
         let r = self
-            .start_streaming(&mut conn, &info, &point, Some(tracker))
+            .start_streaming(&mut conn, &info, &point, Start::Snapshot(tracker))
             .await;
         let _ = conn.disconnect().await;
         r
@@ -257,6 +344,16 @@ impl MysqlSource {
             unreachable!("checked above");
         };
         self.after_snapshot(snap).await?;
+        // When the stream reads XA prepared parts from before the snapshot point first, the
+        // point is not a safe resume position yet: where the stream starts is.
+        let point = match &self.phase {
+            Phase::Streaming(s) if s.deliver.is_some() => {
+                let mut p = s.decoder.resume_point();
+                p.deliver = s.deliver.clone();
+                p
+            }
+            _ => point,
+        };
         self.last_checkpoint = Some(point.clone());
         Ok(Some(Batch::new(events, Some(point.to_position()))))
     }
@@ -329,6 +426,12 @@ impl MysqlSource {
                 Err(e) => return Err(e),
             };
             stream.decoder.process(&ev, &mut events)?;
+            let ddl = stream.decoder.take_history();
+            if !ddl.is_empty() {
+                // Durable before any position after the statements is stored.
+                let h = stream.history.clone();
+                history::blocking(move || h.append(&ddl)).await?;
+            }
             if let Some(f) = stream.decoder.take_released_floor() {
                 released = Some(match released {
                     Some((g, _)) if g < f => (g, events.len()),
@@ -373,6 +476,13 @@ impl MysqlSource {
                 resume = floor.clone();
             }
         }
+        if let Some((file, pos)) = stream.deliver.clone() {
+            if (resume.file_seq(), resume.pos) < (crate::position::file_seq(&file), pos) {
+                resume.deliver = Some((file, pos));
+            } else {
+                stream.deliver = None;
+            }
+        }
         let checkpoint = if self.last_checkpoint.as_ref() != Some(&resume) {
             Some(resume.to_position())
         } else if events.is_empty() {
@@ -384,6 +494,15 @@ impl MysqlSource {
         self.streamed_any |= !events.is_empty();
         Ok(Some(Batch::new(events, checkpoint)))
     }
+}
+
+/// The table definitions of the live catalog.
+async fn live_tracker(conn: &mut Conn, settings: &Settings) -> Result<SchemaTracker> {
+    let mut t = SchemaTracker::new();
+    for d in load_table_defs(conn, &settings.filter).await? {
+        t.insert(d);
+    }
+    Ok(t)
 }
 
 fn purged_error(from: &BinlogPosition, files: &[String]) -> Error {
@@ -421,7 +540,8 @@ impl Source for MysqlSource {
                     if mode == SnapshotMode::Never {
                         let mut p = p;
                         p.snapshot = false;
-                        self.start_streaming(&mut conn, &info, &p, None).await
+                        self.start_streaming(&mut conn, &info, &p, Start::Resume)
+                            .await
                     } else {
                         self.start_snapshot(&info).await
                     }
@@ -431,7 +551,10 @@ impl Source for MysqlSource {
                     Ok(())
                 }
                 Some(p) => {
-                    match self.start_streaming(&mut conn, &info, &p, None).await {
+                    match self
+                        .start_streaming(&mut conn, &info, &p, Start::Resume)
+                        .await
+                    {
                         Err(e) if e.kind() == ErrorKind::Data
                             && mode == SnapshotMode::WhenNeeded
                             && e.message().contains("no longer on the server") =>
@@ -444,7 +567,8 @@ impl Source for MysqlSource {
                 }
                 None if mode == SnapshotMode::Never => {
                     let p = current_position(&mut conn, &info).await?;
-                    self.start_streaming(&mut conn, &info, &p, None).await
+                    self.start_streaming(&mut conn, &info, &p, Start::Fresh)
+                        .await
                 }
                 None => self.start_snapshot(&info).await,
             }

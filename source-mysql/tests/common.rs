@@ -88,10 +88,29 @@ impl TestDb {
 
 /// A source for every table of `db`, with extra YAML config lines.
 pub fn source(db: &str, pipeline: &str, extra: &str) -> MysqlSource {
-    let yaml = format!("type: mysql\nurl: {}\ntables: ['{db}.*']\n{extra}", url());
+    let history = if extra.contains("schema_history_path") {
+        String::new()
+    } else {
+        format!(
+            "schema_history_path: {}\n",
+            history_path(pipeline).display()
+        )
+    };
+    let yaml = format!(
+        "type: mysql\nurl: {}\ntables: ['{db}.*']\n{history}{extra}",
+        url()
+    );
     let section = ConfigSection::from_yaml("source", &yaml).unwrap();
     let settings = Settings::new(section.extract().unwrap(), pipeline).unwrap();
     MysqlSource::new(settings, &Context::new(pipeline))
+}
+
+/// The schema history file of a test pipeline: in a directory of this test process, so that no
+/// history of an earlier run is taken for this one's.
+pub fn history_path(pipeline: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("cdc-mysql-tests-{}", std::process::id()))
+        .join(format!("{pipeline}.schema-history"))
 }
 
 /// What a source produced.

@@ -8,9 +8,12 @@ mod checks;
 mod compressed;
 mod ddl;
 mod fuzz_corpus;
+mod gtid_skip;
 mod inet;
+mod private_server;
 mod resume;
 mod review;
+mod schema_history;
 mod snapshot;
 mod statement;
 mod stream;
@@ -18,6 +21,7 @@ mod tracker;
 mod types;
 mod versioned;
 mod xa;
+mod xa_fresh;
 
 /// `--features bench-mimalloc`: measure with mimalloc instead of the system allocator.
 #[cfg(feature = "bench-mimalloc")]

@@ -5,7 +5,8 @@ use source_mysql::BinlogPosition;
 
 use crate::common::{of_table, read_until, source, TestDb, METADATA};
 
-fn ids(events: &[&connector_core::ChangeEvent]) -> Vec<i64> {
+/// The first column of the create events (an INT key).
+pub fn ids(events: &[&connector_core::ChangeEvent]) -> Vec<i64> {
     events
         .iter()
         .filter(|e| e.op == Op::Create)

@@ -353,8 +353,9 @@ async fn mariadb_inet_and_uuid_types_read_the_same_in_the_snapshot_and_the_strea
 
 fn source_for(tables: &str, pipeline: &str, extra: &str) -> source_mysql::MysqlSource {
     let yaml = format!(
-        "type: mysql\nurl: {}\ntables: {tables}\n{extra}",
-        crate::common::url()
+        "type: mysql\nurl: {}\ntables: {tables}\nschema_history_path: {}\n{extra}",
+        crate::common::url(),
+        crate::common::history_path(pipeline).display()
     );
     let section = connector_core::ConfigSection::from_yaml("source", &yaml).unwrap();
     let settings = source_mysql::Settings::new(section.extract().unwrap(), pipeline).unwrap();
