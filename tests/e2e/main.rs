@@ -8,5 +8,6 @@ mod crash_resume;
 mod http;
 mod kafka;
 mod mysql;
+mod outage;
 mod outside_connector;
 mod postgres;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod instances;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
