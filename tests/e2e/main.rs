@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod containers;
 mod crash_resume;
 mod http;
 mod kafka;
