@@ -139,6 +139,12 @@ impl Load {
         self.committed.load(Ordering::SeqCst)
     }
 
+    /// Stop the writer and wait for it.
+    async fn end(&self, writer: tokio::task::JoinHandle<()>) {
+        self.stop.store(true, Ordering::SeqCst);
+        writer.await.expect("the writer task");
+    }
+
     /// Wait until `n` more transactions than now are committed.
     fn wait_more(&self, n: u64, what: &str) {
         let target = self.committed() + n;
@@ -289,6 +295,15 @@ impl Cdc {
         run_log(&self.config)
     }
 
+    /// The pipeline restarted at least once (it saw the outage).
+    fn assert_restarted(&self) {
+        assert!(
+            self.counter("cdc_restarts_total") >= 1.0,
+            "cdc did not see the outage\n{}",
+            self.log()
+        );
+    }
+
     /// cdc must still be running (it survived the outage), then stop with SIGTERM and exit 0.
     fn stop(mut self) {
         assert!(
@@ -403,16 +418,10 @@ async fn postgres_restart_under_load_loses_nothing() {
     let admin = pg_connect(&url).await;
     wait_walsender(&admin, slot, before).await;
     load.wait_more(STEP_TXNS, "after the restart");
-    load.stop.store(true, Ordering::SeqCst);
-    writer.await.unwrap();
-    let out = w.path("out.jsonl");
+    load.end(writer).await;
     let table = pg_table(&admin).await;
-    assert_replay_converges(&cdc, || replay_file(&out), table);
-    assert!(
-        cdc.counter("cdc_restarts_total") >= 1.0,
-        "the restart was seen\n{}",
-        cdc.log()
-    );
+    cdc.assert_restarted();
+    assert_replay_converges(&cdc, || replay_file(&w.path("out.jsonl")), table);
     cdc.stop();
 }
 
@@ -450,8 +459,7 @@ async fn postgres_walsender_terminated_under_load_loses_nothing() {
     // THEN cdc streams again, and the file replays to the table
     wait_walsender(&db.client, &slot, Some(old)).await;
     load.wait_more(STEP_TXNS, "after the kill");
-    load.stop.store(true, Ordering::SeqCst);
-    writer.await.unwrap();
+    load.end(writer).await;
     let out = w.path("out.jsonl");
     let table = pg_table(&db.client).await;
     assert_replay_converges(&cdc, || replay_file(&out), table);
@@ -576,16 +584,10 @@ async fn mariadb_restart_under_load_loses_nothing() {
     let mut conn = mysql_async::Conn::from_url(url.clone()).await.unwrap();
     wait_dump_thread(&mut conn, cdc.child.id(), my.port, None).await;
     load.wait_more(STEP_TXNS, "after the restart");
-    load.stop.store(true, Ordering::SeqCst);
-    writer.await.unwrap();
-    let out = w.path("out.jsonl");
+    load.end(writer).await;
     let table = mysql_table(&mut conn, db).await;
-    assert_replay_converges(&cdc, || replay_file(&out), table);
-    assert!(
-        cdc.counter("cdc_restarts_total") >= 1.0,
-        "the restart was seen\n{}",
-        cdc.log()
-    );
+    cdc.assert_restarted();
+    assert_replay_converges(&cdc, || replay_file(&w.path("out.jsonl")), table);
     cdc.stop();
 }
 
@@ -613,8 +615,7 @@ async fn mariadb_binlog_dump_killed_under_load_loses_nothing() {
     // THEN cdc streams again, and the file replays to the table
     wait_dump_thread(&mut conn, cdc.child.id(), port, Some(old)).await;
     load.wait_more(STEP_TXNS, "after the kill");
-    load.stop.store(true, Ordering::SeqCst);
-    writer.await.unwrap();
+    load.end(writer).await;
     let out = w.path("out.jsonl");
     let table = mysql_table(&mut conn, &db).await;
     assert_replay_converges(&cdc, || replay_file(&out), table);
@@ -676,8 +677,7 @@ async fn broker_down_under_load_loses_nothing() {
     // THEN cdc delivers again, and the topic replays to the table
     cdc.wait_events(1.0, "delivering after the outage");
     load.wait_more(STEP_TXNS, "after the outage");
-    load.stop.store(true, Ordering::SeqCst);
-    writer.await.unwrap();
+    load.end(writer).await;
     let table = pg_table(&db.client).await;
     assert_replay_converges(&cdc, || replay_topic(&brokers, &topic), table);
     cdc.stop();

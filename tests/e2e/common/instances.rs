@@ -69,6 +69,14 @@ fn terminate(child: &mut Child) {
     }
 }
 
+/// SIGKILL a child (if any) and reap it.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// Is something accepting TCP connections on `127.0.0.1:port`?
 fn tcp_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(
@@ -328,11 +336,8 @@ impl MariaDbInstance {
 
 impl Drop for MariaDbInstance {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            // Nothing of it is kept: no clean shutdown needed.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Nothing of it is kept: no clean shutdown needed.
+        kill_child(&mut self.child);
     }
 }
 
@@ -457,9 +462,6 @@ impl TansuInstance {
 
 impl Drop for TansuInstance {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 }
