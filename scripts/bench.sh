@@ -6,9 +6,9 @@
 # Usage:
 #   scripts/bench.sh                 # the whole suite (about 9 minutes on 2 cores)
 #   scripts/bench.sh pg-insert       # one part; several parts or groups may be named:
-#       pg-insert pg-update pg-wide pg-latency pg-snapshot
-#       mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot
-#       groups: all pg mysql drain latency snapshot
+#       pg-insert pg-update pg-wide pg-latency pg-snapshot pg-bigtxn
+#       mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot mysql-bigtxn
+#       groups: all pg mysql drain latency snapshot bigtxn
 #
 # It starts the services (scripts/services.sh up), builds the release `cdc` binary and the suite
 # (`cargo bench --bench suite`), waits for other cargo builds or tests to finish (they would
@@ -17,7 +17,7 @@
 #
 # Knobs (environment): CDC_BENCH_RUNS (3 runs per figure; medians are reported),
 # CDC_BENCH_LATENCY_SECS (20 s per latency run, 3 runs), CDC_BENCH_RATE (2000 tx/s),
-# CDC_BENCH_TXNS (2000), CDC_BENCH_SNAPSHOT_ROWS (1000000), CDC_BENCH_SNAPSHOT_KAFKA (1),
+# CDC_BENCH_TXNS (2000), CDC_BENCH_SNAPSHOT_ROWS (1000000), CDC_BENCH_BIG_ROWS (2000000), CDC_BENCH_SNAPSHOT_KAFKA (1),
 # CDC_BENCH_PURGE_BINLOGS (1), CDC_BENCH_KEEP (0). A quick smoke run:
 #   CDC_BENCH_RUNS=1 CDC_BENCH_TXNS=200 CDC_BENCH_WIDE_TXNS=200 CDC_BENCH_SNAPSHOT_ROWS=100000 \
 #     CDC_BENCH_LATENCY_SECS=3 CDC_BENCH_LATENCY_RUNS=1 scripts/bench.sh

@@ -11,13 +11,14 @@
 //! CPU seconds from `wait4`. Each figure is the median of `CDC_BENCH_RUNS` (3) runs; ceilings run
 //! in the same rounds, interleaved with cdc's runs, so that drift hits both.
 //!
-//! Parts (default: all): `pg-insert pg-update pg-wide pg-latency pg-snapshot mysql-insert
-//! mysql-update mysql-wide mysql-latency mysql-snapshot`; groups `pg`, `mysql`, `drain`,
-//! `latency`, `snapshot`, `all`.
+//! Parts (default: all): `pg-insert pg-update pg-wide pg-latency pg-snapshot pg-bigtxn
+//! mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot mysql-bigtxn`; groups `pg`,
+//! `mysql`, `drain`, `latency`, `snapshot`, `bigtxn`, `all`.
 //!
 //! Environment (defaults in brackets): `CDC_BENCH_RUNS` [3], `CDC_BENCH_TXNS` [2000],
 //! `CDC_BENCH_ROWS_PER_TXN` [100], `CDC_BENCH_WIDE_TXNS` [2000, 10 rows of ~4 KB each],
-//! `CDC_BENCH_SNAPSHOT_ROWS` [1000000], `CDC_BENCH_LATENCY_SECS` [20 per run],
+//! `CDC_BENCH_SNAPSHOT_ROWS` [1000000], `CDC_BENCH_BIG_ROWS` [2000000 rows in one transaction],
+//! `CDC_BENCH_BIG_RUNS` [1], `CDC_BENCH_LATENCY_SECS` [20 per run],
 //! `CDC_BENCH_LATENCY_RUNS` [3], `CDC_BENCH_RATE` [2000 transactions/s],
 //! `CDC_BENCH_SNAPSHOT_KAFKA` [1: also snapshot into Kafka], `CDC_BENCH_SNAPSHOT_KAFKA_RUNS` [1],
 //! `CDC_BENCH_PURGE_BINLOGS` [1], `CDC_BENCH_KEEP` [0: keep work files]; for experiments:
@@ -28,6 +29,7 @@
 //! Results: a table on stdout, and JSON in `target/bench/<UTC time>-<git sha>.json` and
 //! `target/bench/latest.json`.
 
+mod bigtxn;
 mod drain;
 mod kafka;
 mod mysql;
@@ -53,11 +55,13 @@ const PARTS: &[&str] = &[
     "pg-wide",
     "pg-latency",
     "pg-snapshot",
+    "pg-bigtxn",
     "mysql-insert",
     "mysql-update",
     "mysql-wide",
     "mysql-latency",
     "mysql-snapshot",
+    "mysql-bigtxn",
 ];
 
 /// Settings and shared paths of a suite run.
@@ -74,6 +78,10 @@ pub struct Env {
     pub rows_per_txn: u64,
     pub wide_txns: u64,
     pub snapshot_rows: u64,
+    /// Rows of the one transaction of the `*-bigtxn` parts (`CDC_BENCH_BIG_ROWS`).
+    pub big_rows: u64,
+    /// Runs of the `*-bigtxn` parts (`CDC_BENCH_BIG_RUNS`).
+    pub big_runs: usize,
     pub latency_secs: f64,
     pub latency_runs: usize,
     pub rate: u64,
@@ -119,12 +127,13 @@ fn expand(args: &[String]) -> Vec<&'static str> {
                 "drain" => p.ends_with("-insert") || p.ends_with("-update") || p.ends_with("-wide"),
                 "latency" => p.ends_with("-latency"),
                 "snapshot" => p.ends_with("-snapshot"),
+                "bigtxn" => p.ends_with("-bigtxn"),
                 other => *p == other,
             })
             .collect();
         if matched.is_empty() {
             eprintln!(
-                "suite: unknown part {a:?}; parts: {}; groups: all pg mysql drain latency snapshot",
+                "suite: unknown part {a:?}; parts: {}; groups: all pg mysql drain latency snapshot bigtxn",
                 PARTS.join(" ")
             );
             std::process::exit(2);
@@ -273,6 +282,8 @@ async fn run(parts: Vec<&'static str>) {
         rows_per_txn: env_or("CDC_BENCH_ROWS_PER_TXN", 100u64).max(10),
         wide_txns: env_or("CDC_BENCH_WIDE_TXNS", 2000u64).max(1),
         snapshot_rows: env_or("CDC_BENCH_SNAPSHOT_ROWS", 1_000_000u64).max(1),
+        big_rows: env_or("CDC_BENCH_BIG_ROWS", 2_000_000u64).max(1),
+        big_runs: env_or("CDC_BENCH_BIG_RUNS", 1usize).max(1),
         latency_secs: env_or("CDC_BENCH_LATENCY_SECS", 20.0f64).max(1.0),
         latency_runs: env_or("CDC_BENCH_LATENCY_RUNS", 3usize).max(1),
         rate: env_or("CDC_BENCH_RATE", 2000u64).max(1),
@@ -321,6 +332,7 @@ async fn run(parts: Vec<&'static str>) {
                 "pg-wide" => pg::drain(&env, &pg, Workload::Wide).await,
                 "pg-latency" => pg::latency(&env, &pg).await,
                 "pg-snapshot" => pg::snapshot(&env, &pg).await,
+                "pg-bigtxn" => pg::bigtxn(&env, &pg).await,
                 _ => unreachable!(),
             };
             part_secs.insert(part.to_string(), json!(t.elapsed().as_secs_f64()));
@@ -344,6 +356,7 @@ async fn run(parts: Vec<&'static str>) {
                 "mysql-wide" => mysql::drain(&env, &mut my, Workload::Wide).await,
                 "mysql-latency" => mysql::latency(&env, &mut my).await,
                 "mysql-snapshot" => mysql::snapshot(&env, &mut my).await,
+                "mysql-bigtxn" => mysql::bigtxn(&env, &mut my).await,
                 _ => unreachable!(),
             };
             part_secs.insert(part.to_string(), json!(t.elapsed().as_secs_f64()));
@@ -433,7 +446,11 @@ fn targets(figures: &[Figure]) -> Vec<Value> {
             }));
         }
     }
-    let rss: Vec<&Figure> = figures.iter().filter(|f| f.rss_mib.is_some()).collect();
+    // The big-transaction parts have a target of their own (`bigtxn::RSS_TARGET_MIB`).
+    let rss: Vec<&Figure> = figures
+        .iter()
+        .filter(|f| f.rss_mib.is_some() && !f.part.ends_with("-bigtxn"))
+        .collect();
     if let Some(worst) = rss
         .iter()
         .max_by(|a, b| a.rss_mib.unwrap().total_cmp(&b.rss_mib.unwrap()))

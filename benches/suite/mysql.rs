@@ -9,6 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
 use serde_json::json;
 
+use crate::bigtxn;
 use crate::drain::{self, DrainResults, Workload};
 use crate::kafka::{self, quantile, Tail};
 use crate::proc::{run_timed, settle, Cdc};
@@ -338,6 +339,54 @@ pub async fn drain(env: &Env, my: &mut My, w: Workload) -> (Vec<Figure>, serde_j
         "binlog_bytes": range,
     });
     (figures, info)
+}
+
+/// One transaction of `big_rows` inserts (a binlog file of its own) drained into the file sink
+/// from the position before it: cdc's peak memory against its target (`bigtxn`).
+pub async fn bigtxn(env: &Env, my: &mut My) -> (Vec<Figure>, serde_json::Value) {
+    let part = "mysql-bigtxn";
+    let table = bigtxn::TABLE;
+    my.exec(&create_table(Workload::Insert).replacen("TABLE ins ", &format!("TABLE {table} "), 1))
+        .await;
+    my.exec("FLUSH BINARY LOGS").await;
+    let start = my.position().await;
+    let t = Instant::now();
+    my.exec(&format!(
+        "INSERT INTO {table} {}",
+        narrow_rows(1, env.big_rows)
+    ))
+    .await;
+    let write_secs = t.elapsed().as_secs_f64();
+    my.exec("FLUSH BINARY LOGS").await;
+    my.flush_dirty().await;
+    let range = my.binlog_size(&start.file).await.saturating_sub(start.pos);
+    eprintln!(
+        "[{part}] backlog: 1 transaction of {} rows written in {write_secs:.1} s; binlog {} from {} ({:.1} MB)",
+        env.big_rows,
+        start.file,
+        start.pos,
+        range as f64 / 1e6
+    );
+    let mut runs = Vec::new();
+    for round in 0..env.big_runs {
+        let name = format!("{}_{table}_file{round}", env.tag);
+        let src = my.source_yaml(table, "never");
+        settle(SETTLE).await;
+        let run = drain::cdc_drain(
+            env,
+            &name,
+            &src,
+            drain::SinkKind::File,
+            env.big_rows,
+            Some(&start.to_cdc()),
+        )
+        .await;
+        bigtxn::record(part, round, &run, &mut runs);
+    }
+    my.exec(&format!("DROP TABLE {table}")).await;
+    let mut info = bigtxn::info(env, part, write_secs);
+    info["binlog_bytes"] = json!(range);
+    (bigtxn::figures(env, part, &runs), info)
 }
 
 /// `conns` connections insert single-row transactions on a shared schedule of `rate` a second

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_postgres::{Client, NoTls};
 
+use crate::bigtxn;
 use crate::drain::{self, CdcRun, DrainResults, Workload};
 use crate::kafka::{self, quantile};
 use crate::proc::{metric_value, run_timed, settle, Cdc};
@@ -401,6 +402,51 @@ pub async fn drain(env: &Env, pg: &Pg, w: Workload) -> (Vec<Figure>, serde_json:
         "pgoutput_bytes": r.source_bytes,
     });
     (figures, info)
+}
+
+/// One transaction of `big_rows` inserts drained into the file sink from a slot created before
+/// it: cdc's peak memory against its target (`bigtxn`).
+pub async fn bigtxn(env: &Env, pg: &Pg) -> (Vec<Figure>, serde_json::Value) {
+    let part = "pg-bigtxn";
+    let table = bigtxn::TABLE;
+    let publication = format!("pub_{table}");
+    pg.exec(&create_table(Workload::Insert).replacen("TABLE ins ", &format!("TABLE {table} "), 1))
+        .await;
+    pg.exec(&format!(
+        "CREATE PUBLICATION {publication} FOR TABLE {table}"
+    ))
+    .await;
+    let template = format!("{}_{table}_tpl", env.tag);
+    pg.create_slot(&template).await;
+    let t = Instant::now();
+    pg.exec(&format!(
+        "INSERT INTO {table} {}",
+        narrow_rows(1, env.big_rows)
+    ))
+    .await;
+    let write_secs = t.elapsed().as_secs_f64();
+    pg.checkpoint().await;
+    eprintln!(
+        "[{part}] backlog: 1 transaction of {} rows written in {write_secs:.1} s",
+        env.big_rows
+    );
+    let mut runs = Vec::new();
+    for round in 0..env.big_runs {
+        let name = format!("{}_{table}_file{round}", env.tag);
+        pg.copy_slot(&template, &name).await;
+        let src = pg.source_yaml(table, &name, &publication, "never");
+        settle(SETTLE).await;
+        let run =
+            drain::cdc_drain(env, &name, &src, drain::SinkKind::File, env.big_rows, None).await;
+        pg.drop_slot(&name).await;
+        bigtxn::record(part, round, &run, &mut runs);
+    }
+    pg.drop_slot(&template).await;
+    pg.exec(&format!("DROP TABLE {table}")).await;
+    (
+        bigtxn::figures(env, part, &runs),
+        bigtxn::info(env, part, write_secs),
+    )
 }
 
 /// Steady state: pgbench inserts single-row transactions at `rate` a second while cdc streams

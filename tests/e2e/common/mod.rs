@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod containers;
+pub mod instances;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
