@@ -247,9 +247,22 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
     let ctx = Context::new(config.name.as_str());
     let mut checks: Vec<(String, Vec<Check>)> = Vec::new();
     let source_label = format!("source ({})", config.source.kind());
-    match registry.build_source(&config.source, &ctx) {
-        Ok(mut source) => checks.push((source_label, source.check().await)),
-        Err(e) => checks.push((source_label, vec![Check::from_error("config", &e)])),
+    let mut source = match registry.build_source(&config.source, &ctx) {
+        Ok(mut source) => {
+            checks.push((source_label, source.check().await));
+            Some(source)
+        }
+        Err(e) => {
+            checks.push((source_label, vec![Check::from_error("config", &e)]));
+            None
+        }
+    };
+    if !config.transforms.is_empty() {
+        let label = format!("transforms ({})", config.transforms.len());
+        checks.push((
+            label,
+            check_transforms(&config, &registry, &ctx, source.as_deref_mut()).await,
+        ));
     }
     let sink_label = format!("sink ({})", config.sink.kind());
     match registry.build_sink(&config.sink, &ctx) {
@@ -287,6 +300,46 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
     } else {
         println!("all checks passed");
         Ok(0)
+    }
+}
+
+/// `cdc check` of the `transforms:` list: each entry builds, and matches the tables the source
+/// captures (when it can tell them).
+async fn check_transforms(
+    config: &Config,
+    registry: &Registry,
+    ctx: &Context,
+    source: Option<&mut (dyn connector_core::Source + 'static)>,
+) -> Vec<Check> {
+    let mut chain = match registry.build_transforms(&config.transforms, ctx) {
+        Ok(chain) => chain,
+        Err(e) => return vec![Check::from_error("config", &e)],
+    };
+    let names = config
+        .transforms
+        .iter()
+        .map(|t| t.kind())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(source) = source else {
+        return vec![Check::pass("config", format!("valid: {names}"))];
+    };
+    match source.captured_tables().await {
+        Ok(Some(tables)) => match chain.check_tables(&tables) {
+            Ok(()) => vec![Check::pass(
+                "config",
+                format!(
+                    "valid: {names}; every pattern matches the {} captured table(s)",
+                    tables.len()
+                ),
+            )],
+            Err(e) => vec![Check::from_error("config", &e)],
+        },
+        Ok(None) => vec![Check::pass("config", format!("valid: {names}"))],
+        Err(e) => vec![
+            Check::pass("config", format!("valid: {names}")),
+            Check::from_error("captured tables", &e),
+        ],
     }
 }
 

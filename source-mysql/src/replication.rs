@@ -1521,6 +1521,7 @@ impl Decoder {
             Value::Null
         };
         let ev = ChangeEvent {
+            record: None,
             op,
             table,
             before,
