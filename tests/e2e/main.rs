@@ -10,3 +10,4 @@ mod kafka;
 mod mysql;
 mod outside_connector;
 mod postgres;
+mod transforms;

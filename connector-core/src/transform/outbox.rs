@@ -6,8 +6,9 @@
 //! - topic `outbox.event.<aggregatetype>` (`route_topic`, where `${routedByValue}` stands for the
 //!   `aggregatetype` value);
 //! - key: `aggregateid` as JSON (`"order-17"`), so one aggregate's events share a partition;
-//! - value: the `payload`: a JSON column's document as it is (JSON kept as JSON), any other value
-//!   in its JSON form; a null payload gives a null value;
+//! - value: the `payload`: a JSON column's document as it is (JSON kept as JSON), as is a text
+//!   column holding a JSON object or array (MariaDB's JSON); any other value in its JSON form
+//!   (a text as a JSON string); a null payload gives a null value;
 //! - header `id`: the event id's text.
 //!
 //! Updates and deletes of the outbox table are dropped (the usual insert-then-delete keeps the
@@ -195,6 +196,9 @@ impl Transform for Outbox {
         let value = match get(idx.payload) {
             Value::Null | Value::Unavailable => RawPart::Null,
             Value::Json(doc) => RawPart::Bytes(doc.as_bytes().to_vec()),
+            // A JSON object or array in a text column (MariaDB's JSON is LONGTEXT), as Debezium's
+            // `table.expand.json.payload` reads it.
+            Value::Text(text) if is_json_document(text) => RawPart::Bytes(text.as_bytes().to_vec()),
             other => {
                 let mut out = Vec::new();
                 crate::encode::write_value(&mut out, other);
@@ -212,6 +216,13 @@ impl Transform for Outbox {
         record.headers.extend(headers);
         Ok(Verdict::Keep)
     }
+}
+
+/// Whether `text` is a JSON object or array.
+fn is_json_document(text: &str) -> bool {
+    let t = text.trim_start();
+    (t.starts_with('{') || t.starts_with('['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]
@@ -273,6 +284,31 @@ mod tests {
                 b"4d4d4d4d-4d4d-4d4d-4d4d-4d4d4d4d4d4d".to_vec()
             )]
         );
+    }
+
+    #[test]
+    fn a_text_payload_holding_json_stays_json_and_other_text_is_a_string() {
+        let mut o = outbox("{ type: outbox, table: public.outbox }").unwrap();
+        for (payload, expected) in [
+            (r#"{"a": [1, 2]}"#, &br#"{"a": [1, 2]}"#[..]),
+            ("plain words", &br#""plain words""#[..]),
+            ("{not json", &br#""{not json""#[..]),
+        ] {
+            let mut r = row();
+            r[4] = Value::Text(payload.into());
+            let mut ev = ChangeEvent::row(
+                Op::Create,
+                outbox_table(),
+                None,
+                Some(r),
+                Position::new("1"),
+            );
+            o.apply(&mut ev).unwrap();
+            assert_eq!(
+                ev.record.as_ref().unwrap().value,
+                Some(RawPart::Bytes(expected.to_vec()))
+            );
+        }
     }
 
     #[test]
