@@ -257,8 +257,24 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
     let source_label = format!("source ({})", config.source.kind());
     let source = async {
         match registry.build_source(&config.source, &ctx) {
-            Ok(mut source) => within_check_timeout("source", source.check()).await,
-            Err(e) => vec![Check::from_error("config", &e)],
+            Ok(mut source) => {
+                let checks = within_check_timeout("source", source.check()).await;
+                let transforms = if config.transforms.is_empty() {
+                    None
+                } else {
+                    let checks = check_transforms(&config, &registry, &ctx, Some(&mut *source));
+                    Some(within_check_timeout("transforms", checks).await)
+                };
+                (checks, transforms)
+            }
+            Err(e) => {
+                let transforms = if config.transforms.is_empty() {
+                    None
+                } else {
+                    Some(check_transforms(&config, &registry, &ctx, None).await)
+                };
+                (vec![Check::from_error("config", &e)], transforms)
+            }
         }
     };
     let sink_label = format!("sink ({})", config.sink.kind());
@@ -289,12 +305,13 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
             Err(e) => vec![Check::from_error("config", &e)],
         }
     };
-    let (source, sink, offsets) = tokio::join!(source, sink, offsets);
-    let checks = [
-        (source_label, source),
-        (sink_label, sink),
-        (offsets_label, offsets),
-    ];
+    let ((source, transforms), sink, offsets) = tokio::join!(source, sink, offsets);
+    let mut checks = vec![(source_label, source)];
+    if let Some(transforms) = transforms {
+        checks.push((format!("transforms ({})", config.transforms.len()), transforms));
+    }
+    checks.push((sink_label, sink));
+    checks.push((offsets_label, offsets));
     let mut failed = 0;
     for (label, list) in &checks {
         println!("{label}:");
@@ -332,6 +349,46 @@ async fn within_check_timeout(
                  host (firewall, DNS, TLS)"
             ),
         )],
+    }
+}
+
+/// `cdc check` of the `transforms:` list: each entry builds, and matches the tables the source
+/// captures (when it can tell them).
+async fn check_transforms(
+    config: &Config,
+    registry: &Registry,
+    ctx: &Context,
+    source: Option<&mut (dyn connector_core::Source + 'static)>,
+) -> Vec<Check> {
+    let mut chain = match registry.build_transforms(&config.transforms, ctx) {
+        Ok(chain) => chain,
+        Err(e) => return vec![Check::from_error("config", &e)],
+    };
+    let names = config
+        .transforms
+        .iter()
+        .map(|t| t.kind())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(source) = source else {
+        return vec![Check::pass("config", format!("valid: {names}"))];
+    };
+    match source.captured_tables().await {
+        Ok(Some(tables)) => match chain.check_tables(&tables) {
+            Ok(()) => vec![Check::pass(
+                "config",
+                format!(
+                    "valid: {names}; every pattern matches the {} captured table(s)",
+                    tables.len()
+                ),
+            )],
+            Err(e) => vec![Check::from_error("config", &e)],
+        },
+        Ok(None) => vec![Check::pass("config", format!("valid: {names}"))],
+        Err(e) => vec![
+            Check::pass("config", format!("valid: {names}")),
+            Check::from_error("captured tables", &e),
+        ],
     }
 }
 

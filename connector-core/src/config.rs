@@ -122,6 +122,9 @@ struct TopLevel {
     pipeline: PipelineSettings,
     #[serde(default)]
     http: HttpSettings,
+    /// Only the length is read here; each entry becomes a [`ConfigSection`].
+    #[serde(default)]
+    transforms: Vec<figment::value::Value>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +148,8 @@ pub struct Config {
     pub sink: ConfigSection,
     /// `offsets:` (`type: file` at `./data/<name>.offsets` when absent).
     pub offsets: ConfigSection,
+    /// `transforms:`, in order: one section per entry, keyed `transforms[i]`.
+    pub transforms: Vec<ConfigSection>,
     /// The file it came from, if any.
     pub file: Option<PathBuf>,
 }
@@ -153,14 +158,14 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct ConfigSection {
     figment: Arc<Figment>,
-    key: &'static str,
+    key: Arc<str>,
     kind: String,
 }
 
 impl ConfigSection {
-    /// The key path of the section (`source`).
-    pub fn key(&self) -> &'static str {
-        self.key
+    /// The key path of the section (`source`, `transforms[2]`).
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// The value of its `type:` key, which picked the connector.
@@ -172,8 +177,8 @@ impl ConfigSection {
     /// `#[serde(deny_unknown_fields)]` and accept the `type` key (see [`ConnectorType`]).
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T> {
         self.figment
-            .extract_inner::<T>(self.key)
-            .map_err(|e| config_error_in(&self.figment, e, Some(self.key)))
+            .extract_inner::<T>(&self.key)
+            .map_err(|e| config_error_in(&self.figment, e, Some(&self.key)))
     }
 
     /// Parse another top-level section (an offsets store reading the sink's brokers), `None` when
@@ -210,7 +215,7 @@ impl ConfigSection {
             .kind;
         Ok(ConfigSection {
             figment: Arc::new(figment),
-            key,
+            key: key.into(),
             kind,
         })
     }
@@ -386,9 +391,10 @@ fn from_figment(figment: Figment, file: Option<PathBuf>) -> Result<Config> {
     let figment = Arc::new(figment);
     let section = |key: &'static str, kind: String| ConfigSection {
         figment: Arc::clone(&figment),
-        key,
+        key: key.into(),
         kind,
     };
+    let transforms = transform_sections(&figment, top.transforms.len())?;
     Ok(Config {
         name: top.name,
         pipeline: top.pipeline,
@@ -396,8 +402,71 @@ fn from_figment(figment: Figment, file: Option<PathBuf>) -> Result<Config> {
         source: section("source", top.source.kind),
         sink: section("sink", top.sink.kind),
         offsets: section("offsets", offsets_kind),
+        transforms,
         file,
     })
+}
+
+/// One [`ConfigSection`] per entry of the `transforms:` list, keyed `transforms[i]` so that
+/// errors name the entry (`transforms[2].when`), each with its `type:`.
+fn transform_sections(figment: &Arc<Figment>, count: usize) -> Result<Vec<ConfigSection>> {
+    let origin = figment.find_metadata("transforms").cloned();
+    let values: Vec<figment::value::Value> = if count == 0 {
+        Vec::new()
+    } else {
+        figment
+            .extract_inner("transforms")
+            .map_err(|e| config_error(figment, e))?
+    };
+    let mut sections = Vec::with_capacity(values.len());
+    for (i, value) in values.into_iter().enumerate() {
+        let key: Arc<str> = format!("transforms[{i}]").into();
+        let kind = value
+            .find_ref("type")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "key `{key}.type`: missing: every transform names its `type`"
+                ))
+            })?;
+        let provider = SectionProvider {
+            key: key.to_string(),
+            value,
+            metadata: origin
+                .clone()
+                .unwrap_or_else(|| figment::Metadata::named("the configuration")),
+        };
+        sections.push(ConfigSection {
+            figment: Arc::new(Figment::from(provider)),
+            key,
+            kind,
+        });
+    }
+    Ok(sections)
+}
+
+/// A figment provider of one value under one key, keeping the metadata (file) it came from.
+struct SectionProvider {
+    key: String,
+    value: figment::value::Value,
+    metadata: figment::Metadata,
+}
+
+impl figment::Provider for SectionProvider {
+    fn metadata(&self) -> figment::Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(
+        &self,
+    ) -> std::result::Result<
+        figment::value::Map<figment::Profile, figment::value::Dict>,
+        figment::Error,
+    > {
+        let mut dict = figment::value::Dict::new();
+        dict.insert(self.key.clone(), self.value.clone());
+        Ok(figment::Profile::Default.collect(dict))
+    }
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -502,6 +571,38 @@ mod tests {
         assert!(glob_match("a*b*c", "aXbYc"));
         assert!(!glob_match("a*b", "ac"));
         assert!(is_pattern("public.*") && !is_pattern("public.t"));
+    }
+
+    #[test]
+    fn transforms_become_sections_keyed_by_index() {
+        let c = load_str(&format!(
+            "{GOOD}transforms:\n  - {{ type: filter, ops: [c] }}\n  - {{ type: mask, columns: [a.b.c], with: redact }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.transforms.len(), 2);
+        assert_eq!(c.transforms[1].key(), "transforms[1]");
+        assert_eq!(c.transforms[1].kind(), "mask");
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Demo {
+            #[serde(rename = "type")]
+            kind: ConnectorType,
+            ops: Vec<u8>,
+        }
+        let e = c.transforms[0].extract::<Demo>().unwrap_err();
+        assert!(
+            e.message().contains("key `transforms[0].ops"),
+            "{}",
+            e.message()
+        );
+        let e = load_str(&format!("{GOOD}transforms:\n  - {{ ops: [c] }}\n")).unwrap_err();
+        assert!(
+            e.message().contains("transforms[0].type"),
+            "{}",
+            e.message()
+        );
+        assert!(load_str(GOOD).unwrap().transforms.is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use crate::event::{ChangeEvent, Op, Row, TableSchema, Value};
+use crate::event::{ChangeEvent, Op, RawPart, Row, TableSchema, Value};
 
 /// What a value the log did not carry is written as (Debezium's placeholder).
 pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
@@ -75,8 +75,18 @@ impl Encoder {
     }
 
     /// Append the key of `event` to `out`; returns `false` (and writes nothing) when the event has
-    /// no key (a table without key columns).
+    /// no key (a table without key columns). A transform's raw key
+    /// ([`RecordOverride::key`](crate::event::RecordOverride)) is written as it is.
     pub fn write_key(&self, event: &ChangeEvent, out: &mut Vec<u8>) -> bool {
+        if let Some(raw) = event.record.as_ref().and_then(|r| r.key.as_ref()) {
+            return match raw {
+                RawPart::Null => false,
+                RawPart::Bytes(b) => {
+                    out.extend_from_slice(b);
+                    true
+                }
+            };
+        }
         if !self.schemas {
             return self.write_bare_key(event, out);
         }
@@ -116,12 +126,26 @@ impl Encoder {
             out.push(b':');
             write_value(out, event.key_value(i).unwrap_or(&Value::Null));
         }
+        for (name, value) in event.record.iter().flat_map(|r| &r.key_fields) {
+            out.push(b',');
+            write_str(out, name);
+            out.push(b':');
+            write_value(out, value);
+        }
         out.push(b'}');
         true
     }
 
-    /// Append the value of `event` to `out` in this encoder's format.
+    /// Append the value of `event` to `out` in this encoder's format; a transform's raw value
+    /// is written as it is (a null one as `null`).
     pub fn write_value(&self, event: &ChangeEvent, now_us: i64, out: &mut Vec<u8>) {
+        if let Some(raw) = event.record.as_ref().and_then(|r| r.value.as_ref()) {
+            match raw {
+                RawPart::Null => out.extend_from_slice(b"null"),
+                RawPart::Bytes(b) => out.extend_from_slice(b),
+            }
+            return;
+        }
         if self.schemas {
             out.extend_from_slice(b"{\"schema\":");
             self.write_value_schema(event, out);
@@ -428,9 +452,13 @@ fn write_fixed_field(out: &mut Vec<u8>, field: &str, kind: &str, optional: bool)
 impl Encoder {
     /// `<name>.<schema>.<table>.<suffix>`, or `<name>.message.<suffix>` for logical messages.
     fn write_schema_name(&self, event: &ChangeEvent, suffix: &str, out: &mut Vec<u8>) {
-        let name = match &event.table {
-            Some(t) => format!("{}.{}.{}.{suffix}", self.name, t.id.schema, t.id.table),
-            None => format!("{}.message.{suffix}", self.name),
+        let name = match (
+            &event.table,
+            event.record.as_ref().and_then(|r| r.schema_name.as_ref()),
+        ) {
+            (_, Some(base)) => format!("{base}.{suffix}"),
+            (Some(t), None) => format!("{}.{}.{}.{suffix}", self.name, t.id.schema, t.id.table),
+            (None, None) => format!("{}.message.{suffix}", self.name),
         };
         write_str(out, &name);
     }
@@ -474,6 +502,10 @@ impl Encoder {
                 }
                 first = false;
                 write_field_schema(out, &col.name, &col.type_name, Some(v), v.is_null());
+            }
+            for (name, value) in event.record.iter().flat_map(|r| &r.key_fields) {
+                out.push(b',');
+                write_field_schema(out, name, "", Some(value), value.is_null());
             }
         }
         out.extend_from_slice(b"],\"optional\":false,\"name\":");

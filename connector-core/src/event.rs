@@ -347,6 +347,38 @@ pub struct ChangeEvent {
     pub source: SourceInfo,
     /// The message, for [`Op::Message`].
     pub message: Option<LogicalMessage>,
+    /// What a transform changed about the record this event becomes (topic, key, value,
+    /// headers); `None` for an event written as the sink would write it.
+    pub record: Option<Box<RecordOverride>>,
+}
+
+/// A part of a record given as is by a transform instead of being encoded from the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawPart {
+    /// No bytes: a null key or value.
+    Null,
+    /// These bytes.
+    Bytes(Vec<u8>),
+}
+
+/// What transforms changed about the record(s) an event becomes. A sink honours every field it
+/// can; the Kafka sink honours all of them.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RecordOverride {
+    /// The topic (destination) instead of the sink's own routing.
+    pub topic: Option<Arc<str>>,
+    /// The base of the Kafka Connect schema names (`<base>.Key`, `<base>.Value`,
+    /// `<base>.Envelope`) instead of `<pipeline>.<schema>.<table>`.
+    pub schema_name: Option<Arc<str>>,
+    /// Fields appended to the key after the key columns (the route transform's
+    /// `__dbz__physicalTableIdentifier`).
+    pub key_fields: Vec<(Arc<str>, Value)>,
+    /// The key bytes, written as is, instead of the encoded key columns.
+    pub key: Option<RawPart>,
+    /// The value bytes, written as is, instead of the encoded envelope (no tombstone follows).
+    pub value: Option<RawPart>,
+    /// Headers added to the record.
+    pub headers: Vec<(Arc<str>, Vec<u8>)>,
 }
 
 impl ChangeEvent {
@@ -368,6 +400,7 @@ impl ChangeEvent {
             position,
             source: SourceInfo::default(),
             message: None,
+            record: None,
         }
     }
 

@@ -227,6 +227,10 @@ fn splitmix(mut x: u64) -> u64 {
 
 #[async_trait]
 impl Source for Generator {
+    async fn captured_tables(&mut self) -> Result<Option<Vec<TableSchema>>> {
+        Ok(Some(self.tables.iter().map(|t| (**t).clone()).collect()))
+    }
+
     async fn start(&mut self, resume: Option<Position>) -> Result<()> {
         self.next = match &resume {
             None => 0,

@@ -24,6 +24,7 @@ pub mod sink;
 pub mod source;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+pub mod transform;
 
 /// Re-exported so that connector crates implement the traits without depending on it themselves.
 pub use async_trait::async_trait;
@@ -32,8 +33,8 @@ pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret}
 pub use encode::{Encoder, Format};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{
-    Batch, ChangeEvent, Column, LogicalMessage, Op, Position, Row, SnapshotMarker, SourceInfo,
-    TableId, TableSchema, TxnInfo, Value,
+    Batch, ChangeEvent, Column, LogicalMessage, Op, Position, RawPart, RecordOverride, Row,
+    SnapshotMarker, SourceInfo, TableId, TableSchema, TxnInfo, Value,
 };
 pub use failure_log::FailureLog;
 pub use health::{Health, Phase};
@@ -43,3 +44,4 @@ pub use registry::{Context, Registry};
 pub use runtime::{Outcome, Pipeline};
 pub use sink::{BatchAck, SharedAck, Sink};
 pub use source::Source;
+pub use transform::{Transform, TransformChain, Verdict};

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::offsets::{FileOffsetStore, OffsetStore};
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::transform::{Transform, TransformChain, TransformFactory};
 
 /// What a factory is given besides its own config section.
 #[derive(Clone, Debug)]
@@ -59,6 +60,7 @@ pub struct Registry {
     sources: BTreeMap<String, SourceFactory>,
     sinks: BTreeMap<String, SinkFactory>,
     offset_stores: BTreeMap<String, OffsetStoreFactory>,
+    transforms: BTreeMap<String, TransformFactory>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Registry {
                 "offset_stores",
                 &self.offset_stores.keys().collect::<Vec<_>>(),
             )
+            .field("transforms", &self.transforms.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -81,7 +84,8 @@ impl Registry {
     }
 
     /// The connectors that ship in `connector-core`: the `generator` source, the `stdout` and
-    /// `file` sinks, and the `file` offset store.
+    /// `file` sinks, the `file` offset store, and the transforms `filter`, `columns`, `mask`,
+    /// `route` and `outbox`.
     pub fn with_builtins() -> Self {
         let mut r = Registry::new();
         r.add_source("generator", crate::generator::factory);
@@ -90,6 +94,7 @@ impl Registry {
         r.add_offset_store("file", |section, _ctx| {
             Ok(Box::new(FileOffsetStore::from_config(section)?) as Box<dyn OffsetStore>)
         });
+        crate::transform::add_builtins(&mut r);
         r
     }
 
@@ -119,6 +124,34 @@ impl Registry {
         self.offset_stores
             .insert(name.to_string(), Arc::new(factory));
         self
+    }
+
+    /// Register a transform under `name` (a `transforms:` entry's `type:`).
+    pub fn add_transform<F>(&mut self, name: &str, factory: F) -> &mut Self
+    where
+        F: Fn(&ConfigSection, &Context) -> Result<Box<dyn Transform>> + Send + Sync + 'static,
+    {
+        self.transforms.insert(name.to_string(), Arc::new(factory));
+        self
+    }
+
+    /// Names of the registered transforms.
+    pub fn transform_names(&self) -> Vec<&str> {
+        self.transforms.keys().map(String::as_str).collect()
+    }
+
+    /// Build the `transforms:` list, in order.
+    pub fn build_transforms(
+        &self,
+        sections: &[ConfigSection],
+        ctx: &Context,
+    ) -> Result<TransformChain> {
+        let mut steps = Vec::with_capacity(sections.len());
+        for section in sections {
+            let factory = lookup(&self.transforms, section)?;
+            steps.push((Arc::from(section.key()), factory(section, ctx)?));
+        }
+        Ok(TransformChain::new(steps))
     }
 
     /// Names of the registered sources, sinks and offset stores.
@@ -157,9 +190,10 @@ fn lookup<'a, F>(map: &'a BTreeMap<String, F>, section: &ConfigSection) -> Resul
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(", ");
+        let what = section.key().split('[').next().unwrap_or_default();
+        let what = what.strip_suffix('s').unwrap_or(what);
         Error::config(format!(
-            "key `{}.type`: unknown {} type {:?}: expected one of {known}",
-            section.key(),
+            "key `{}.type`: unknown {what} type {:?}: expected one of {known}",
             section.key(),
             section.kind()
         ))

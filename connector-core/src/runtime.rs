@@ -40,6 +40,7 @@ use crate::offsets::OffsetStore;
 use crate::registry::{Context, Registry};
 use crate::sink::{BatchAck, Sink};
 use crate::source::Source;
+use crate::transform::TransformChain;
 
 /// How a pipeline run ended without error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +228,10 @@ impl Attempt<'_> {
             Ok(s) => s,
             Err(e) => return not_progressed(e),
         };
+        let mut transforms = match registry.build_transforms(&config.transforms, ctx) {
+            Ok(t) => t,
+            Err(e) => return not_progressed(e),
+        };
         let source_span = tracing::info_span!("source", r#type = %config.source.kind());
         let sink_span = tracing::info_span!("sink", r#type = %config.sink.kind());
         // The sink starts before the position is loaded: a sink that stores offsets itself
@@ -263,6 +268,11 @@ impl Attempt<'_> {
             let _ = sink.stop().await;
             return not_progressed(e.context("starting the source"));
         }
+        if let Err(e) = transforms.start(source.as_mut()).await {
+            let _ = source.stop().await;
+            let _ = sink.stop().await;
+            return not_progressed(e);
+        }
         self.metrics.set(metrics::UP, &[], 1.0);
         // Streaming unless the source already said it is snapshotting.
         if ctx.health.phase() == Phase::Starting {
@@ -282,6 +292,7 @@ impl Attempt<'_> {
         let source_task = tokio::spawn(
             SourceTask {
                 source,
+                transforms,
                 tx: Some(batch_tx),
                 semaphore: Arc::clone(&semaphore),
                 max,
@@ -406,6 +417,7 @@ async fn join_with_timeout(
 
 struct SourceTask {
     source: Box<dyn Source>,
+    transforms: TransformChain,
     tx: Option<mpsc::Sender<InFlight>>,
     semaphore: Arc<Semaphore>,
     max: usize,
@@ -459,9 +471,11 @@ impl SourceTask {
                 _ = self.stop_reading.cancelled() => return Ok(SourceEnd::Stopped),
                 r = self.source.next_batch() => r?,
             };
-            let Some(batch) = batch else {
+            let Some(mut batch) = batch else {
                 return Ok(SourceEnd::Finished);
             };
+            // Dropped events leave the batch; its checkpoint stays, so positions still advance.
+            self.transforms.apply(&mut batch)?;
             if batch.is_empty() {
                 continue;
             }

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use crate::check::Check;
 use crate::error::Result;
-use crate::event::{Batch, Position};
+use crate::event::{Batch, Position, TableSchema};
 
 /// A connector that reads changes from a database.
 ///
@@ -60,5 +60,12 @@ pub trait Source: Send {
     /// without changing anything. Used by `cdc check`.
     async fn check(&mut self) -> Vec<Check> {
         Vec::new()
+    }
+
+    /// The tables this source captures, with their columns, as far as it knows them now (after
+    /// `start`, or by asking the database when not started): transforms check their patterns
+    /// against them. `None` when the source cannot know (the default).
+    async fn captured_tables(&mut self) -> Result<Option<Vec<TableSchema>>> {
+        Ok(None)
     }
 }

@@ -83,9 +83,12 @@ impl RecordEncoder {
         self.value.clear();
         let has_key = self.encoder.write_key(event, &mut self.key);
         self.encoder.write_value(event, now_us, &mut self.value);
+        // A transform's null value (an outbox row without payload) is a Kafka null.
+        let null_value = event.record.as_ref().and_then(|r| r.value.as_ref())
+            == Some(&connector_core::RawPart::Null);
         f(RecordRef {
             key: has_key.then_some(self.key.as_slice()),
-            value: Some(&self.value),
+            value: (!null_value).then_some(self.value.as_slice()),
             op: event.op,
         })?;
         if event.op == Op::Delete && self.tombstones && has_key {

@@ -129,6 +129,7 @@ pub struct Router {
     message_topic: Arc<str>,
     cache: HashMap<TableId, Arc<str>>,
     last: Option<(Arc<TableSchema>, Arc<str>)>,
+    last_override: Option<(Arc<str>, Arc<str>)>,
 }
 
 impl Router {
@@ -159,6 +160,7 @@ impl Router {
             message_topic: message_topic.into(),
             cache: HashMap::new(),
             last: None,
+            last_override: None,
             pipeline,
         })
     }
@@ -187,12 +189,27 @@ impl Router {
         topic
     }
 
-    /// The topic of `event`.
+    /// The topic of `event`: a transform's topic override, else its table's or the message topic.
     pub fn topic(&mut self, event: &ChangeEvent) -> Arc<str> {
+        if let Some(topic) = event.record.as_ref().and_then(|r| r.topic.as_ref()) {
+            return self.override_topic(topic);
+        }
         match &event.table {
             Some(table) => self.table_topic(table),
             None => Arc::clone(&self.message_topic),
         }
+    }
+
+    /// A transform's topic, made valid with [`sanitize`] (cached for the last one seen).
+    fn override_topic(&mut self, topic: &Arc<str>) -> Arc<str> {
+        if let Some((given, valid)) = &self.last_override {
+            if Arc::ptr_eq(given, topic) || given == topic {
+                return Arc::clone(valid);
+            }
+        }
+        let valid: Arc<str> = sanitize(topic).into();
+        self.last_override = Some((Arc::clone(topic), Arc::clone(&valid)));
+        valid
     }
 
     /// Topics known without seeing any event: the per-table overrides without placeholders.
@@ -278,6 +295,7 @@ mod tests {
             position: connector_core::Position::new("1"),
             source: Default::default(),
             message: None,
+            record: None,
         };
         assert_eq!(&*r.topic(&msg), "inv.message");
         assert_eq!(r.fixed_topics(), vec!["orders".to_string()]);

@@ -730,7 +730,10 @@ impl Worker {
             let with_headers = self.headers;
             let metrics_waits = &mut waits;
             self.records.for_each(event, now, |rec| {
-                let record_headers = with_headers.then(|| headers(rec.op.code(), event));
+                let record_headers = with_override_headers(
+                    event,
+                    with_headers.then(|| headers(rec.op.code(), event)),
+                );
                 let partition = match rec.key {
                     Some(_) => None,
                     None => Some(keyless_partition(table_id, partitions)),
@@ -881,6 +884,26 @@ fn headers(op: &str, event: &connector_core::ChangeEvent) -> OwnedHeaders {
         }),
         None => h,
     }
+}
+
+/// `headers` plus the headers a transform added (the outbox `id`), which are written whether or
+/// not `sink.headers` is on.
+fn with_override_headers(
+    event: &connector_core::ChangeEvent,
+    headers: Option<OwnedHeaders>,
+) -> Option<OwnedHeaders> {
+    let extra = match &event.record {
+        Some(r) if !r.headers.is_empty() => &r.headers,
+        _ => return headers,
+    };
+    let mut h = headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(extra.len()));
+    for (key, value) in extra {
+        h = h.insert(Header {
+            key,
+            value: Some(value.as_slice()),
+        });
+    }
+    Some(h)
 }
 
 /// What the dead-letter topic receives for an event too large to produce.

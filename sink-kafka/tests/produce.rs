@@ -257,6 +257,7 @@ async fn topics_follow_the_template_overrides_and_message_topic() {
         ));
     }
     events.push(ChangeEvent {
+        record: None,
         op: Op::Message,
         table: None,
         before: None,

@@ -1544,6 +1544,7 @@ impl Decoder {
             Value::Null
         };
         let ev = ChangeEvent {
+            record: None,
             op,
             table,
             before,

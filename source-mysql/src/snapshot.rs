@@ -486,6 +486,7 @@ impl Snapshot {
             SnapshotMarker::First
         };
         ChangeEvent {
+            record: None,
             op: Op::Read,
             table: Some(Arc::clone(&self.schemas[table])),
             before: None,

@@ -578,6 +578,13 @@ impl Source for MysqlSource {
         result
     }
 
+    async fn captured_tables(&mut self) -> Result<Option<Vec<connector_core::TableSchema>>> {
+        let mut conn = connect(&self.settings).await?;
+        let defs = load_table_defs(&mut conn, &self.settings.filter).await;
+        let _ = conn.disconnect().await;
+        Ok(Some(defs?.iter().map(|d| d.to_schema()).collect()))
+    }
+
     async fn next_batch(&mut self) -> Result<Option<Batch>> {
         match &self.phase {
             Phase::Idle => Err(Error::internal("next_batch before start")),

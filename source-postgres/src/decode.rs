@@ -322,6 +322,7 @@ impl Decoder {
                         return Ok(None);
                     }
                     out.push(ChangeEvent {
+                        record: None,
                         op: Op::Message,
                         table: None,
                         before: None,
@@ -396,6 +397,7 @@ impl Decoder {
         let _ = write!(self.pos_buf, "{pos}");
         self.checkpoint = pos;
         ChangeEvent {
+            record: None,
             op,
             table,
             before: rows.0,

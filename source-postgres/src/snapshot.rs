@@ -540,6 +540,7 @@ async fn read_chunk(
             bytes += line.len() + 160;
             let row = parse_line(shared, item.table, line, &mut scratch)?;
             events.push(ChangeEvent {
+                record: None,
                 op: Op::Read,
                 table: Some(Arc::clone(&t.schema)),
                 before: None,

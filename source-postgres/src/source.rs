@@ -642,6 +642,43 @@ impl Source for PostgresSource {
         Ok(())
     }
 
+    async fn captured_tables(&mut self) -> Result<Option<Vec<connector_core::TableSchema>>> {
+        let tables = if self.client.is_some() {
+            self.tables.clone()
+        } else {
+            let client =
+                catalog::connect(&self.settings.conn, self.tls.as_ref(), "cdc-check").await?;
+            let version = catalog::server_version(&client).await?;
+            let cfg = &self.settings.config;
+            catalog::resolve_tables(&client, &cfg.tables, cfg.publication_all_tables, version)
+                .await?
+        };
+        let db = self.settings.conn.database.as_str();
+        Ok(Some(
+            tables
+                .iter()
+                .map(|t| {
+                    let columns = t
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            let col = connector_core::Column::new(c.name.as_str(), "");
+                            if c.pk {
+                                col.key()
+                            } else {
+                                col
+                            }
+                        })
+                        .collect();
+                    connector_core::TableSchema::new(
+                        connector_core::TableId::new(db, t.schema.as_str(), t.name.as_str()),
+                        columns,
+                    )
+                })
+                .collect(),
+        ))
+    }
+
     async fn check(&mut self) -> Vec<Check> {
         match catalog::connect(&self.settings.conn, self.tls.as_ref(), "cdc-check").await {
             Ok(client) => catalog::checks(&client, &self.settings).await,

@@ -15,3 +15,4 @@ mod outage_logs;
 mod outage;
 mod outside_connector;
 mod postgres;
+mod transforms;

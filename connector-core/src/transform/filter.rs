@@ -1,0 +1,440 @@
+//! `{type: filter, tables: [PATTERNS], ops: [c, u, d, r, t, m], when: EXPR}`: keeps the events
+//! that match every condition given, drops the others.
+//!
+//! `when` is a [CEL](https://cel.dev) expression (the `cel` crate) over:
+//! - `op`: the Debezium operation code (`"c"`, `"u"`, `"d"`, `"r"`, `"t"`, `"m"`);
+//! - `before`, `after`: the row images as maps from column name to value (null when absent);
+//! - `source`: `connector`, `db`, `schema`, `table`, `snapshot` and the connector's own fields
+//!   (`lsn`, `txId`, `file`, `pos`, ...).
+//!
+//! Values are CEL ints, uints, doubles, bools, bytes, lists or null; every other value is the
+//! string it is written as in the topic (decimals, dates, timestamps, UUIDs, JSON documents).
+//! An expression that names another variable, or does not parse, is a config error at start; one
+//! that fails on an event, or yields something other than a bool, stops the pipeline with an
+//! error naming the event's table and position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cel::objects::{Key, Map};
+use serde::Deserialize;
+
+use super::{config_error, data_error, event_at, table_list, TablePattern, Transform, Verdict};
+use crate::config::{ConfigSection, ConnectorType};
+use crate::error::Result;
+use crate::event::{ChangeEvent, Op, Row, TableSchema, Value};
+use crate::registry::Context;
+
+/// The variables a `when` expression may use.
+pub const VARIABLES: &[&str] = &["op", "before", "after", "source"];
+
+/// `transforms[i]` with `type: filter`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// `filter`.
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    /// Keep events of these tables only (`schema.table` globs). Default: every table.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Keep these operations only (`c`, `u`, `d`, `r`, `t`, `m`). Default: every operation.
+    #[serde(default)]
+    pub ops: Option<Vec<String>>,
+    /// Keep events for which this CEL expression is true. Default: no condition.
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+/// The `filter` transform.
+pub struct Filter {
+    key: String,
+    tables: Option<Vec<TablePattern>>,
+    ops: Option<Vec<Op>>,
+    when: Option<Expr>,
+}
+
+struct Expr {
+    program: cel::Program,
+    uses_before: bool,
+    uses_after: bool,
+    uses_source: bool,
+}
+
+/// Registry factory for `type: filter`.
+pub fn factory(section: &ConfigSection, _ctx: &Context) -> Result<Box<dyn Transform>> {
+    let config: FilterConfig = section.extract()?;
+    Ok(Box::new(Filter::new(section.key(), &config)?))
+}
+
+impl Filter {
+    /// A filter from its config; `key` is its key path (`transforms[0]`).
+    pub fn new(key: &str, config: &FilterConfig) -> Result<Self> {
+        let tables = config
+            .tables
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, t)| TablePattern::parse(&format!("{key}.tables[{i}]"), t))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let ops = config
+            .ops
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        parse_op(o).ok_or_else(|| {
+                            config_error(
+                                format!("{key}.ops[{i}]"),
+                                format!(
+                                    "unknown operation {o:?}: expected one of c, u, d, r, t, m"
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let when = config
+            .when
+            .as_deref()
+            .map(|text| compile(&format!("{key}.when"), text))
+            .transpose()?;
+        Ok(Filter {
+            key: key.to_string(),
+            tables,
+            ops,
+            when,
+        })
+    }
+
+    fn eval(&self, expr: &Expr, event: &ChangeEvent) -> Result<bool> {
+        let mut ctx = cel::Context::default();
+        ctx.add_variable_from_value("op", event.op.code());
+        let table = event.table.as_deref();
+        if expr.uses_before {
+            ctx.add_variable_from_value("before", row_value(table, event.before.as_ref()));
+        }
+        if expr.uses_after {
+            ctx.add_variable_from_value("after", row_value(table, event.after.as_ref()));
+        }
+        if expr.uses_source {
+            ctx.add_variable_from_value("source", source_value(event));
+        }
+        match expr.program.execute(&ctx) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(data_error(format!(
+                "`{}.when` gave a {:?}, not a bool, on {}",
+                self.key,
+                other.type_of(),
+                event_at(event)
+            ))),
+            Err(e) => Err(data_error(format!(
+                "`{}.when` failed on {}: {}",
+                self.key,
+                event_at(event),
+                safe_message(&e)
+            ))),
+        }
+    }
+}
+
+impl Transform for Filter {
+    fn check_tables(&mut self, tables: &[TableSchema]) -> Result<()> {
+        if let Some(patterns) = &self.tables {
+            for (i, p) in patterns.iter().enumerate() {
+                if !tables.iter().any(|t| p.matches(&t.id)) {
+                    return Err(config_error(
+                        format!("{}.tables[{i}]", self.key),
+                        format!(
+                            "{:?} matches no captured table (the source captures {})",
+                            p.as_str(),
+                            table_list(tables)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &mut ChangeEvent) -> Result<Verdict> {
+        if let Some(ops) = &self.ops {
+            if !ops.contains(&event.op) {
+                return Ok(Verdict::Drop);
+            }
+        }
+        if let Some(patterns) = &self.tables {
+            let matched = event
+                .table
+                .as_ref()
+                .is_some_and(|t| patterns.iter().any(|p| p.matches(&t.id)));
+            if !matched {
+                return Ok(Verdict::Drop);
+            }
+        }
+        if let Some(expr) = &self.when {
+            if !self.eval(expr, event)? {
+                return Ok(Verdict::Drop);
+            }
+        }
+        Ok(Verdict::Keep)
+    }
+}
+
+fn parse_op(code: &str) -> Option<Op> {
+    Some(match code {
+        "c" => Op::Create,
+        "u" => Op::Update,
+        "d" => Op::Delete,
+        "r" => Op::Read,
+        "t" => Op::Truncate,
+        "m" => Op::Message,
+        _ => return None,
+    })
+}
+
+fn compile(key: &str, text: &str) -> Result<Expr> {
+    let program = cel::Program::compile(text)
+        .map_err(|e| config_error(key, format!("{text:?} is not a valid CEL expression: {e}")))?;
+    let refs = program.references();
+    if let Some(unknown) = refs
+        .variables()
+        .into_iter()
+        .find(|v| !VARIABLES.contains(v))
+    {
+        return Err(config_error(
+            key,
+            format!(
+                "{text:?} uses unknown variable `{unknown}`: expected {}",
+                VARIABLES.join(", ")
+            ),
+        ));
+    }
+    Ok(Expr {
+        uses_before: refs.has_variable("before"),
+        uses_after: refs.has_variable("after"),
+        uses_source: refs.has_variable("source"),
+        program,
+    })
+}
+
+/// A row as a CEL map (null without a row).
+fn row_value(table: Option<&TableSchema>, row: Option<&Row>) -> cel::Value {
+    let (Some(table), Some(row)) = (table, row) else {
+        return cel::Value::Null;
+    };
+    let map: HashMap<Key, cel::Value> = table
+        .columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| (Key::String(Arc::new(c.name.to_string())), to_cel(v)))
+        .collect();
+    cel::Value::Map(Map { map: Arc::new(map) })
+}
+
+fn source_value(event: &ChangeEvent) -> cel::Value {
+    let mut map: HashMap<Key, cel::Value> = HashMap::new();
+    let mut put = |k: &str, v: cel::Value| {
+        map.insert(Key::String(Arc::new(k.to_string())), v);
+    };
+    put("connector", event.source.connector.into());
+    put("snapshot", event.source.snapshot.as_str().into());
+    if let Some(t) = &event.table {
+        put("db", t.id.database.as_ref().into());
+        put("schema", t.id.schema.as_ref().into());
+        put("table", t.id.table.as_ref().into());
+    }
+    for (name, value) in &event.source.fields {
+        put(name, to_cel(value));
+    }
+    cel::Value::Map(Map { map: Arc::new(map) })
+}
+
+/// One value in CEL.
+pub fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null | Value::Unavailable => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Int(i) => cel::Value::Int(*i),
+        Value::UInt(u) => cel::Value::UInt(*u),
+        Value::Float32(f) => cel::Value::Float(f64::from(*f)),
+        Value::Float64(f) => cel::Value::Float(*f),
+        Value::Text(s) | Value::Json(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Bytes(b) => cel::Value::Bytes(Arc::new(b.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        other => match super::value_text(other) {
+            Some(s) => cel::Value::String(Arc::new(s)),
+            None => cel::Value::Null,
+        },
+    }
+}
+
+/// What went wrong, without the values involved (they may be personal data).
+fn safe_message(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match e {
+        E::NoSuchKey(k) => format!("no such key {k:?}"),
+        E::UndeclaredReference(r) => format!("undeclared reference to {r:?}"),
+        E::UnexpectedType { got, want } => format!("unexpected type {got}, want {want}"),
+        E::NoSuchOverload(o) => o.to_string(),
+        E::InvalidArgumentCount { expected, actual } => {
+            format!("expected {expected} arguments, got {actual}")
+        }
+        E::FunctionError { function, .. } => format!("function {function:?} failed"),
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero".to_string(),
+        E::Overflow(op, _, _) => format!("overflow in `{op}`"),
+        E::UnsupportedBinaryOperator(op, a, b) => format!(
+            "`{op}` does not apply to {:?} and {:?}",
+            a.type_of(),
+            b.type_of()
+        ),
+        E::ValuesNotComparable(a, b) => {
+            format!("{:?} and {:?} cannot be compared", a.type_of(), b.type_of())
+        }
+        E::IndexOutOfBounds(_) => "index out of bounds".to_string(),
+        _ => "the expression cannot be evaluated on this event".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, Position, TableId};
+    use crate::ErrorKind;
+
+    fn table(name: &str) -> Arc<TableSchema> {
+        Arc::new(TableSchema::new(
+            TableId::new("db", "public", name),
+            vec![
+                Column::new("id", "int4").key(),
+                Column::new("status", "text"),
+                Column::new("amount", "numeric"),
+            ],
+        ))
+    }
+
+    fn event(op: Op, name: &str, status: &str) -> ChangeEvent {
+        let row = vec![
+            Value::Int(1),
+            Value::Text(status.into()),
+            Value::Decimal("12.50".into()),
+        ];
+        let (before, after) = match op {
+            Op::Delete => (Some(row), None),
+            _ => (None, Some(row)),
+        };
+        ChangeEvent::row(op, table(name), before, after, Position::new("0/16B3748"))
+    }
+
+    fn filter(yaml: &str) -> Result<Filter> {
+        let section = ConfigSection::from_yaml("transforms[0]", yaml)?;
+        let config: FilterConfig = section.extract()?;
+        Filter::new("transforms[0]", &config)
+    }
+
+    #[test]
+    fn keeps_what_matches_every_condition() {
+        let mut f = filter(
+            "{ type: filter, tables: [public.ord*], ops: [c, u], \
+             when: \"after.status != 'draft' && op == 'c'\" }",
+        )
+        .unwrap();
+        let mut keep = event(Op::Create, "orders", "paid");
+        assert_eq!(f.apply(&mut keep).unwrap(), Verdict::Keep);
+        for mut drop in [
+            event(Op::Create, "orders", "draft"),
+            event(Op::Create, "items", "paid"),
+            event(Op::Delete, "orders", "paid"),
+            event(Op::Update, "orders", "paid"),
+        ] {
+            assert_eq!(f.apply(&mut drop).unwrap(), Verdict::Drop, "{drop:?}");
+        }
+    }
+
+    #[test]
+    fn expressions_see_source_and_typed_values() {
+        let mut f = filter(
+            "{ type: filter, when: \"source.table == 'orders' && after.id == 1 \
+             && after.amount == '12.50' && before == null\" }",
+        )
+        .unwrap();
+        assert_eq!(
+            f.apply(&mut event(Op::Create, "orders", "x")).unwrap(),
+            Verdict::Keep
+        );
+        assert_eq!(
+            f.apply(&mut event(Op::Create, "items", "x")).unwrap(),
+            Verdict::Drop
+        );
+    }
+
+    #[test]
+    fn bad_config_names_the_key_path() {
+        let e = filter("{ type: filter, when: \"after.(\" }").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message().contains("transforms[0].when"),
+            "{}",
+            e.message()
+        );
+        let e = filter("{ type: filter, when: \"aftr.id == 1\" }")
+            .err()
+            .unwrap();
+        assert!(
+            e.message().contains("unknown variable `aftr`"),
+            "{}",
+            e.message()
+        );
+        let e = filter("{ type: filter, ops: [c, x] }").err().unwrap();
+        assert!(
+            e.message().contains("transforms[0].ops[1]"),
+            "{}",
+            e.message()
+        );
+        let e = filter("{ type: filter, tables: [nodot] }").err().unwrap();
+        assert!(
+            e.message().contains("transforms[0].tables[0]"),
+            "{}",
+            e.message()
+        );
+        let e = filter("{ type: filter, colour: red }").err().unwrap();
+        assert!(e.message().contains("colour"), "{}", e.message());
+    }
+
+    #[test]
+    fn patterns_matching_no_captured_table_are_config_errors() {
+        let mut f = filter("{ type: filter, tables: [public.orders, shop.*] }").unwrap();
+        let known = [(*table("orders")).clone()];
+        let e = f.check_tables(&known).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message().contains("transforms[0].tables[1]"),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().contains("public.orders"), "{}", e.message());
+    }
+
+    #[test]
+    fn run_time_failures_name_table_and_position_but_no_value() {
+        let mut f = filter("{ type: filter, when: \"after.status > 3\" }").unwrap();
+        let e = f
+            .apply(&mut event(Op::Create, "orders", "secret-value"))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Data);
+        let m = e.message();
+        assert!(
+            m.contains("public.orders") && m.contains("0/16B3748"),
+            "{m}"
+        );
+        assert!(!m.contains("secret-value"), "{m}");
+        let mut f = filter("{ type: filter, when: \"after.id\" }").unwrap();
+        let e = f.apply(&mut event(Op::Create, "orders", "x")).unwrap_err();
+        assert!(e.message().contains("not a bool"), "{}", e.message());
+    }
+}
