@@ -501,7 +501,8 @@ fn finish_cdc(mut child: crate::common::Running, w: &Workdir, name: &str) -> Vec
         wait_until(CAPTURE_TIMEOUT, || cdc_records(&out, name)
             .iter()
             .any(|r| r.topic == marker)
-            || matches!(child.try_wait(), Ok(Some(_)))),
+            || matches!(child.try_wait(), Ok(Some(_))))
+            && cdc_records(&out, name).iter().any(|r| r.topic == marker),
         "cdc did not write the marker row\n{}",
         run_log(&config)
     );
@@ -953,7 +954,8 @@ async fn mysql_records_read_through_json_converter_and_unwrap() {
             wait_until(CAPTURE_TIMEOUT, || cdc_records(&out, &name)
                 .iter()
                 .any(|r| r.topic == marker)
-                || matches!(child.try_wait(), Ok(Some(_)))),
+                || matches!(child.try_wait(), Ok(Some(_))))
+                && cdc_records(&out, &name).iter().any(|r| r.topic == marker),
             "cdc did not write the marker row\n{}",
             run_log(&config)
         );
