@@ -39,7 +39,7 @@ async fn mariadb_to_file_survives_kill_9_with_writes_going_on() {
     let config = w.write(
         "my.yaml",
         &format!(
-            "name: {db}\nsource: {{ type: mysql, url: '{}', tables: [{db}.orders] }}\n\
+            "name: {db}\nsource: {{ type: mysql, url: '{}', tables: [{db}.orders], schema_history_path: '{{dir}}/my.schema-history' }}\n\
              sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
              offsets: {{ type: file, path: '{{dir}}/my.offsets' }}\n\
              pipeline: {{ offset_flush_interval_ms: 100, retry: {{ initial_backoff_ms: 100, max_backoff_ms: 1000 }} }}\n",
