@@ -11,7 +11,7 @@
 //! CPU seconds from `wait4`. Each figure is the median of `CDC_BENCH_RUNS` (3) runs; ceilings run
 //! in the same rounds, interleaved with cdc's runs, so that drift hits both.
 //!
-//! Parts (default: all): `pg-insert pg-update pg-wide pg-latency pg-snapshot mysql-insert
+//! Parts (default: all): `pg-insert pg-update pg-wide pg-latency pg-snapshot pg-transforms mysql-insert
 //! mysql-update mysql-wide mysql-latency mysql-snapshot`; groups `pg`, `mysql`, `drain`,
 //! `latency`, `snapshot`, `all`.
 //!
@@ -34,6 +34,7 @@ mod mysql;
 mod pg;
 mod proc;
 mod report;
+mod transforms;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ const PARTS: &[&str] = &[
     "pg-wide",
     "pg-latency",
     "pg-snapshot",
+    "pg-transforms",
     "mysql-insert",
     "mysql-update",
     "mysql-wide",
@@ -321,6 +323,7 @@ async fn run(parts: Vec<&'static str>) {
                 "pg-wide" => pg::drain(&env, &pg, Workload::Wide).await,
                 "pg-latency" => pg::latency(&env, &pg).await,
                 "pg-snapshot" => pg::snapshot(&env, &pg).await,
+                "pg-transforms" => transforms::drain(&env, &pg).await,
                 _ => unreachable!(),
             };
             part_secs.insert(part.to_string(), json!(t.elapsed().as_secs_f64()));
