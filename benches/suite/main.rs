@@ -12,8 +12,8 @@
 //! in the same rounds, interleaved with cdc's runs, so that drift hits both.
 //!
 //! Parts (default: all): `pg-insert pg-update pg-wide pg-latency pg-snapshot pg-bigtxn
-//! mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot mysql-bigtxn`; groups `pg`,
-//! `mysql`, `drain`, `latency`, `snapshot`, `bigtxn`, `all`.
+//! pg-transforms mysql-insert mysql-update mysql-wide mysql-latency mysql-snapshot
+//! mysql-bigtxn`; groups `pg`, `mysql`, `drain`, `latency`, `snapshot`, `bigtxn`, `all`.
 //!
 //! Environment (defaults in brackets): `CDC_BENCH_RUNS` [3], `CDC_BENCH_TXNS` [2000],
 //! `CDC_BENCH_ROWS_PER_TXN` [100], `CDC_BENCH_WIDE_TXNS` [2000, 10 rows of ~4 KB each],
@@ -36,6 +36,7 @@ mod mysql;
 mod pg;
 mod proc;
 mod report;
+mod transforms;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -56,6 +57,7 @@ const PARTS: &[&str] = &[
     "pg-latency",
     "pg-snapshot",
     "pg-bigtxn",
+    "pg-transforms",
     "mysql-insert",
     "mysql-update",
     "mysql-wide",
@@ -333,6 +335,7 @@ async fn run(parts: Vec<&'static str>) {
                 "pg-latency" => pg::latency(&env, &pg).await,
                 "pg-snapshot" => pg::snapshot(&env, &pg).await,
                 "pg-bigtxn" => pg::bigtxn(&env, &pg).await,
+                "pg-transforms" => transforms::drain(&env, &pg).await,
                 _ => unreachable!(),
             };
             part_secs.insert(part.to_string(), json!(t.elapsed().as_secs_f64()));
