@@ -13,6 +13,9 @@ echo "test: starting services" >&2
 eval "$(scripts/services.sh up)"
 export CDC_TEST_PG_URL CDC_TEST_MYSQL_URL CDC_TEST_KAFKA_BROKERS
 
+echo "test: setting up the Debezium compatibility harness (Java 17, Debezium's jars)" >&2
+scripts/compat.sh setup >/dev/null
+
 echo "test: cargo test (services: $CDC_TEST_PG_URL, $CDC_TEST_MYSQL_URL, $CDC_TEST_KAFKA_BROKERS)" >&2
 if [ "$#" -gt 0 ]; then
   exec cargo test --locked "$@"

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod compat;
 mod crash_resume;
 mod http;
 mod kafka;
