@@ -795,4 +795,42 @@ mod tests {
         assert_eq!(v["source"]["sequence"], "[null,\"16\"]");
         assert_eq!(v["source"]["xmin"], serde_json::Value::Null);
     }
+
+    #[test]
+    fn mysql_zero_dates_are_null_or_the_epoch_as_debezium_writes_them() {
+        // GIVEN MySQL zero dates (decoded as nulls) in a nullable and in NOT NULL columns
+        let t = Arc::new(TableSchema::new(
+            TableId::new("shop", "shop", "t"),
+            vec![
+                Column::new("id", "int").key(),
+                Column::new("d", "date"),
+                Column::new("d_nn", "date").not_null(),
+                Column::new("dt_nn", "datetime").not_null(),
+            ],
+        ));
+        let ev = ChangeEvent::row(
+            Op::Create,
+            t,
+            None,
+            Some(vec![Value::Int(1), Value::Null, Value::Null, Value::Null]),
+            Position::new("p"),
+        );
+        let after = |modes: Modes| {
+            let mut out = Vec::new();
+            Encoder::new("n", Format::Debezium)
+                .with_modes(modes)
+                .write_value(&ev, 0, &mut out);
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()["after"].clone()
+        };
+        // THEN null where null is allowed, the epoch elsewhere, in each time mode
+        assert_eq!(
+            after(Modes::default()),
+            serde_json::json!({"id": 1, "d": null, "d_nn": "1970-01-01Z",
+                               "dt_nn": "1970-01-01T00:00:00Z"})
+        );
+        assert_eq!(
+            after(Modes::debezium()),
+            serde_json::json!({"id": 1, "d": null, "d_nn": 0, "dt_nn": 0})
+        );
+    }
 }
