@@ -306,6 +306,10 @@ impl Decoder {
                         return Ok(None);
                     };
                     let mut ev = self.event(Op::Message, None, (None, None), n, order, lsn);
+                    // Debezium's message records name the database in `source.db`.
+                    ev.source
+                        .fields
+                        .push(("db", Value::Text(self.database.to_string())));
                     ev.message = Some(LogicalMessage {
                         prefix,
                         content,
@@ -336,6 +340,7 @@ impl Decoder {
                             connector: CONNECTOR,
                             snapshot: SnapshotMarker::False,
                             fields: vec![
+                                ("db", Value::Text(self.database.to_string())),
                                 ("sequence", sequence(self.last_commit, lsn)),
                                 ("lsn", Value::Int(lsn.0 as i64)),
                             ],

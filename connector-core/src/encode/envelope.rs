@@ -789,6 +789,8 @@ mod tests {
             "txId",
             "lsn",
             "xmin",
+            "origin",
+            "origin_lsn",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);

@@ -220,6 +220,8 @@ pub fn connector_source_fields(connector: &str) -> &'static [(&'static str, &'st
             ("txId", "int64", true),
             ("lsn", "int64", true),
             ("xmin", "int64", true),
+            ("origin", "string", true),
+            ("origin_lsn", "int64", true),
         ],
         "mysql" => &[
             ("table", "string", true),
