@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::column_type::ColumnType;
+
 /// What happened to the row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -97,17 +99,28 @@ pub struct Column {
     pub nullable: bool,
     /// Whether the column is part of the key (primary key or replica identity).
     pub key: bool,
+    /// The structured type (what Debezium's Connect schema of the column depends on); a domain
+    /// has its base type here.
+    pub ty: ColumnType,
 }
 
 impl Column {
-    /// A nullable, non-key column.
+    /// A nullable, non-key column whose structured type is derived from `type_name`.
     pub fn new(name: impl Into<Arc<str>>, type_name: impl Into<Arc<str>>) -> Self {
+        let type_name = type_name.into();
         Column {
             name: name.into(),
-            type_name: type_name.into(),
+            ty: ColumnType::from_type_name(&type_name),
+            type_name,
             nullable: true,
             key: false,
         }
+    }
+
+    /// Set the structured type.
+    pub fn with_type(mut self, ty: ColumnType) -> Self {
+        self.ty = ty;
+        self
     }
 
     /// Mark this column as part of the key (and not nullable).

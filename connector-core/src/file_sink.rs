@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Check;
 use crate::config::{ConfigSection, ConnectorType};
-use crate::encode::{Encoder, Format};
+use crate::encode::{
+    BinaryMode, DecimalMode, Encoder, Format, HstoreMode, IntervalMode, Modes, TimePrecisionMode,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Batch;
 use crate::registry::Context;
@@ -40,6 +42,26 @@ pub struct FileSinkConfig {
     /// operating system: it survives a crash of `cdc`, not of the machine.
     #[serde(default = "default_true")]
     pub fsync: bool,
+    /// Wrap keys and values with their Kafka Connect schema, as Kafka Connect's JSON converter does
+    /// with `schemas.enable=true`. Default false.
+    #[serde(default)]
+    pub schemas: bool,
+    /// Debezium's `decimal.handling.mode`: `precise`, `double` or `string` (default).
+    #[serde(default)]
+    pub decimal_handling_mode: DecimalMode,
+    /// Debezium's `time.precision.mode`: `adaptive`, `adaptive_time_microseconds`, `connect` or
+    /// `isostring` (default).
+    #[serde(default)]
+    pub time_precision_mode: TimePrecisionMode,
+    /// Debezium's `binary.handling.mode`: `bytes`, `base64` (default), `base64-url-safe` or `hex`.
+    #[serde(default)]
+    pub binary_handling_mode: BinaryMode,
+    /// Debezium's `interval.handling.mode`: `numeric` or `string` (default).
+    #[serde(default)]
+    pub interval_handling_mode: IntervalMode,
+    /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
+    #[serde(default)]
+    pub hstore_handling_mode: HstoreMode,
 }
 
 /// `sink: { type: stdout, format: debezium }`.
@@ -52,6 +74,39 @@ pub struct StdoutSinkConfig {
     /// `debezium` (default) or `flat`.
     #[serde(default)]
     pub format: Format,
+    /// Wrap keys and values with their Kafka Connect schema, as Kafka Connect's JSON converter does
+    /// with `schemas.enable=true`. Default false.
+    #[serde(default)]
+    pub schemas: bool,
+    /// Debezium's `decimal.handling.mode`: `precise`, `double` or `string` (default).
+    #[serde(default)]
+    pub decimal_handling_mode: DecimalMode,
+    /// Debezium's `time.precision.mode`: `adaptive`, `adaptive_time_microseconds`, `connect` or
+    /// `isostring` (default).
+    #[serde(default)]
+    pub time_precision_mode: TimePrecisionMode,
+    /// Debezium's `binary.handling.mode`: `bytes`, `base64` (default), `base64-url-safe` or `hex`.
+    #[serde(default)]
+    pub binary_handling_mode: BinaryMode,
+    /// Debezium's `interval.handling.mode`: `numeric` or `string` (default).
+    #[serde(default)]
+    pub interval_handling_mode: IntervalMode,
+    /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
+    #[serde(default)]
+    pub hstore_handling_mode: HstoreMode,
+}
+
+/// The handling modes of a file or stdout sink config.
+macro_rules! modes {
+    ($c:expr) => {
+        Modes {
+            decimal: $c.decimal_handling_mode,
+            time: $c.time_precision_mode,
+            binary: $c.binary_handling_mode,
+            interval: $c.interval_handling_mode,
+            hstore: $c.hstore_handling_mode,
+        }
+    };
 }
 
 fn default_true() -> bool {
@@ -66,7 +121,9 @@ pub fn file_factory(section: &ConfigSection, ctx: &Context) -> Result<Box<dyn Si
             path: c.path,
             fsync: c.fsync,
         },
-        Encoder::new(Arc::clone(&ctx.pipeline), c.format),
+        Encoder::new(Arc::clone(&ctx.pipeline), c.format)
+            .with_schemas(c.schemas)
+            .with_modes(modes!(c)),
     )))
 }
 
@@ -75,7 +132,9 @@ pub fn stdout_factory(section: &ConfigSection, ctx: &Context) -> Result<Box<dyn 
     let c: StdoutSinkConfig = section.extract()?;
     Ok(Box::new(LineSink::new(
         Target::Stdout,
-        Encoder::new(Arc::clone(&ctx.pipeline), c.format),
+        Encoder::new(Arc::clone(&ctx.pipeline), c.format)
+            .with_schemas(c.schemas)
+            .with_modes(modes!(c)),
     )))
 }
 

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod column_type;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -33,8 +34,8 @@ pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret}
 pub use encode::{Encoder, Format};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{
-    Batch, ChangeEvent, Column, LogicalMessage, Op, Position, RawPart, RecordOverride, Row,
-    SnapshotMarker, SourceInfo, TableId, TableSchema, TxnInfo, Value,
+    Batch, ChangeEvent, Column, ColumnType, LogicalMessage, Op, Position, RawPart, RecordOverride,
+    Row, SnapshotMarker, SourceInfo, TableId, TableSchema, TxnInfo, Value,
 };
 pub use failure_log::FailureLog;
 pub use health::{Health, Phase};

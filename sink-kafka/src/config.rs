@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use connector_core::encode::{
+    BinaryMode, DecimalMode, HstoreMode, IntervalMode, Modes, TimePrecisionMode,
+};
 use connector_core::{ConfigSection, ConnectorType, Error, Format, Result, Secret};
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
@@ -84,9 +87,27 @@ pub struct KafkaSinkConfig {
     /// Default true.
     #[serde(default = "default_true")]
     pub tombstones: bool,
-    /// Add the headers `cdc.op`, `cdc.position` and `cdc.txid` to every record. Default true.
-    #[serde(default = "default_true")]
+    /// Add the headers `cdc.op`, `cdc.position` and `cdc.txid` to every record. Default false, as
+    /// Debezium writes no headers: each header costs the broker a stored row per record (on the
+    /// local broker, three headers cut throughput about 4x).
+    #[serde(default)]
     pub headers: bool,
+    /// Debezium's `decimal.handling.mode`: `precise`, `double` or `string` (default).
+    #[serde(default)]
+    pub decimal_handling_mode: DecimalMode,
+    /// Debezium's `time.precision.mode`: `adaptive`, `adaptive_time_microseconds`, `connect` or
+    /// `isostring` (default).
+    #[serde(default)]
+    pub time_precision_mode: TimePrecisionMode,
+    /// Debezium's `binary.handling.mode`: `bytes`, `base64` (default), `base64-url-safe` or `hex`.
+    #[serde(default)]
+    pub binary_handling_mode: BinaryMode,
+    /// Debezium's `interval.handling.mode`: `numeric` or `string` (default).
+    #[serde(default)]
+    pub interval_handling_mode: IntervalMode,
+    /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
+    #[serde(default)]
+    pub hstore_handling_mode: HstoreMode,
     /// Create missing topics with these settings; without it a missing topic stops the pipeline.
     /// Default: not set (topics must exist).
     #[serde(default)]
@@ -426,6 +447,17 @@ impl Connection {
 }
 
 impl KafkaSinkConfig {
+    /// The handling modes the mode keys select.
+    pub fn modes(&self) -> Modes {
+        Modes {
+            decimal: self.decimal_handling_mode,
+            time: self.time_precision_mode,
+            binary: self.binary_handling_mode,
+            interval: self.interval_handling_mode,
+            hstore: self.hstore_handling_mode,
+        }
+    }
+
     /// Parse and validate the `sink:` section.
     pub fn from_section(section: &ConfigSection) -> Result<Self> {
         let c: KafkaSinkConfig = section.extract()?;
@@ -602,6 +634,25 @@ mod tests {
     }
 
     #[test]
+    fn handling_modes_take_debeziums_names_and_refuse_others() {
+        let c = sink(
+            "type: kafka\nbrokers: 'b:9092'\ndecimal_handling_mode: precise\n\
+             time_precision_mode: adaptive\nbinary_handling_mode: bytes\n\
+             interval_handling_mode: numeric\nhstore_handling_mode: json\n",
+        )
+        .unwrap();
+        assert_eq!(c.modes(), Modes::debezium());
+        let e = sink("type: kafka\nbrokers: 'b:9092'\ntime_precision_mode: micro\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("time_precision_mode"), "{e}");
+        assert!(
+            e.contains("`adaptive`, `adaptive_time_microseconds`, `connect`, `isostring`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn defaults_are_the_named_constants() {
         let c = sink("type: kafka\nbrokers: 'b:9092'\n").unwrap();
         assert_eq!(c.topic, DEFAULT_TOPIC_TEMPLATE);
@@ -610,6 +661,8 @@ mod tests {
         assert_eq!(c.max_in_flight_requests, DEFAULT_MAX_IN_FLIGHT_REQUESTS);
         assert!(c.tombstones);
         assert!(!c.schemas);
+        assert!(!c.headers, "headers are opt-in, as Debezium writes none");
+        assert_eq!(c.modes(), Modes::default());
         assert_eq!(c.delivery, Delivery::AtLeastOnce);
         assert_eq!(c.compression, Compression::None);
         let pc = c.producer_config(None);

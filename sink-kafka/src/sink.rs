@@ -162,8 +162,9 @@ impl KafkaSink {
                 "key `sink.delivery`: exactly_once needs the offsets topic",
             ));
         }
-        let encoder =
-            Encoder::new(Arc::clone(&ctx.pipeline), config.format).with_schemas(config.schemas);
+        let encoder = Encoder::new(Arc::clone(&ctx.pipeline), config.format)
+            .with_schemas(config.schemas)
+            .with_modes(config.modes());
         // Fail on bad templates now rather than at the first event.
         Router::new(
             Arc::clone(&ctx.pipeline),

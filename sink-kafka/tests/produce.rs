@@ -117,7 +117,10 @@ async fn deletes_are_followed_by_tombstones_unless_disabled() {
             event(Op::Delete, &t, Some(item(1, "a", 1)), None, 2),
         ];
         // WHEN written with tombstones on or off
-        let yaml = sink_yaml(&brokers, &format!("tombstones: {tombstones}\n"));
+        let yaml = sink_yaml(
+            &brokers,
+            &format!("tombstones: {tombstones}\nheaders: true\n"),
+        );
         let mut sink = build_sink(&name, &yaml, None).unwrap();
         deliver(sink.as_mut(), vec![batch(events)]).await;
         // THEN the delete is followed by a null value with the same key, or not
@@ -274,7 +277,7 @@ async fn topics_follow_the_template_overrides_and_message_topic() {
     });
     let yaml = sink_yaml(
         &brokers,
-        &format!("topics:\n  public.items: '{items_topic}'\n"),
+        &format!("topics:\n  public.items: '{items_topic}'\nheaders: true\n"),
     );
     // WHEN written
     let mut sink = build_sink(&name, &yaml, None).unwrap();
@@ -333,8 +336,9 @@ async fn headers_carry_operation_position_and_transaction() {
         ),
         no_txn,
     ];
-    let mut sink = build_sink(&name, &sink_yaml(&brokers, ""), None).unwrap();
-    deliver(sink.as_mut(), vec![batch(events)]).await;
+    // Headers are opt-in, as Debezium writes none.
+    let mut sink = build_sink(&name, &sink_yaml(&brokers, "headers: true\n"), None).unwrap();
+    deliver(sink.as_mut(), vec![batch(events.clone())]).await;
     let recs = consume_all(&brokers, &topic);
     let h: Vec<(Option<&str>, Option<&str>, Option<&str>)> = recs
         .iter()
@@ -354,6 +358,18 @@ async fn headers_carry_operation_position_and_transaction() {
             (Some("r"), Some("42"), None),
         ]
     );
+    topics.cleanup().await;
+
+    // GIVEN the default config WHEN the same events are written THEN no record has a header
+    let name = unique("nohdr");
+    let topic = format!("{name}.public.items");
+    let mut topics = TopicGuard::new(&brokers);
+    topics.create(&topic, 1).await;
+    let mut sink = build_sink(&name, &sink_yaml(&brokers, ""), None).unwrap();
+    deliver(sink.as_mut(), vec![batch(events)]).await;
+    let recs = consume_all(&brokers, &topic);
+    assert_eq!(recs.len(), 3);
+    assert!(recs.iter().all(|r| r.headers.is_empty()));
     topics.cleanup().await;
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use connector_core::{Column, TableId, TableSchema};
+use connector_core::{Column, ColumnType, TableId, TableSchema};
 
 /// The SQL type of a column, as far as decoding and naming need it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -261,6 +261,66 @@ impl ColumnDef {
             type_name: self.type_name().into(),
             nullable: self.nullable,
             key: self.key,
+            ty: self.column_type(),
+        }
+    }
+
+    /// The structured type, as Debezium's MySQL connector maps it (unsigned integers widened,
+    /// `BIGINT UNSIGNED` as `int64`, `bit(1)` a boolean, `TIMESTAMP` zoned, `ENUM`/`SET` with
+    /// their labels).
+    pub fn column_type(&self) -> ColumnType {
+        let labels = || -> Arc<[String]> { Arc::from(self.values.to_vec()) };
+        match self.kind {
+            Kind::TinyInt => ColumnType::Int16,
+            Kind::SmallInt if self.unsigned => ColumnType::Int32,
+            Kind::SmallInt => ColumnType::Int16,
+            Kind::MediumInt => ColumnType::Int32,
+            Kind::Int if self.unsigned => ColumnType::Int64,
+            Kind::Int => ColumnType::Int32,
+            Kind::BigInt => ColumnType::Int64,
+            Kind::Float => ColumnType::Float32,
+            Kind::Double => ColumnType::Float64,
+            Kind::Decimal => ColumnType::Decimal {
+                precision: Some(self.length),
+                scale: Some(self.scale),
+            },
+            Kind::Bit => ColumnType::Bits {
+                length: self.length,
+            },
+            Kind::Date => ColumnType::Date,
+            Kind::Time => ColumnType::Time {
+                precision: self.scale,
+            },
+            Kind::DateTime => ColumnType::Timestamp {
+                precision: self.scale,
+            },
+            Kind::Timestamp => ColumnType::TimestampTz {
+                precision: (self.scale > 0).then_some(self.scale),
+            },
+            Kind::Year => ColumnType::Year,
+            Kind::Char
+            | Kind::VarChar
+            | Kind::TinyText
+            | Kind::Text
+            | Kind::MediumText
+            | Kind::LongText
+                if self.is_binary() =>
+            {
+                ColumnType::Bytes
+            }
+            Kind::Char
+            | Kind::VarChar
+            | Kind::TinyText
+            | Kind::Text
+            | Kind::MediumText
+            | Kind::LongText
+            | Kind::Inet4
+            | Kind::Inet6
+            | Kind::Uuid => ColumnType::Text,
+            Kind::Enum => ColumnType::Enum(labels()),
+            Kind::Set => ColumnType::Set(labels()),
+            Kind::Json => ColumnType::Json,
+            Kind::Geometry | Kind::Vector | Kind::Unknown => ColumnType::Other,
         }
     }
 }

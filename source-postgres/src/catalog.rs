@@ -156,6 +156,7 @@ impl TableInfo {
                 type_name: types.type_name(c.type_oid, c.typmod),
                 nullable: !(key || c.not_null),
                 key,
+                ty: types.column_type(c.type_oid, c.typmod),
             })
             .collect();
         TableSchema::new(
@@ -418,7 +419,9 @@ pub async fn load_types(client: &Client, cache: &mut TypeCache, extra: &[u32]) -
         let rows = client
             .query(
                 "SELECT oid, typname::text, typtype::text, typelem, typbasetype, typdelim::text, \
-                        typcategory::text \
+                        typcategory::text, typtypmod, \
+                        array(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = pg_type.oid \
+                              ORDER BY enumsortorder) \
                  FROM pg_type WHERE ($2 AND oid < 16384) OR oid = ANY($1)",
                 &[&want, &first],
             )
@@ -433,6 +436,8 @@ pub async fn load_types(client: &Client, cache: &mut TypeCache, extra: &[u32]) -
             base: r.get(4),
             delim: byte(r.get(5)),
             category: byte(r.get(6)),
+            typmod: r.get(7),
+            labels: r.get(8),
         }));
         first = false;
         let missing = cache.missing_references();

@@ -120,6 +120,8 @@ pub struct Decoder {
     checkpoint: PgPosition,
     warned: HashSet<(u32, usize)>,
     pos_buf: String,
+    /// The LSN of the last commit message decoded: Debezium's `lastCommitLsn` in `sequence`.
+    last_commit: Option<Lsn>,
 }
 
 impl Decoder {
@@ -149,6 +151,7 @@ impl Decoder {
             checkpoint: from,
             warned: HashSet::new(),
             pos_buf: String::with_capacity(32),
+            last_commit: None,
         }
     }
 
@@ -209,6 +212,7 @@ impl Decoder {
                 let commit_lsn = Lsn(c.u64()?);
                 let end_lsn = Lsn(c.u64()?);
                 self.txn = None;
+                self.last_commit = Some(wal_start);
                 if matches!(self.skip, Some((l, _)) if l == commit_lsn) {
                     self.skip = None;
                 }
@@ -303,6 +307,10 @@ impl Decoder {
                         return Ok(None);
                     };
                     let mut ev = self.event(Op::Message, None, (None, None), n, order, lsn);
+                    // Debezium's message records name the database in `source.db`.
+                    ev.source
+                        .fields
+                        .push(("db", Value::Text(self.database.to_string())));
                     ev.message = Some(LogicalMessage {
                         prefix,
                         content,
@@ -333,7 +341,11 @@ impl Decoder {
                         source: SourceInfo {
                             connector: CONNECTOR,
                             snapshot: SnapshotMarker::False,
-                            fields: vec![("lsn", Value::Int(lsn.0 as i64))],
+                            fields: vec![
+                                ("db", Value::Text(self.database.to_string())),
+                                ("sequence", sequence(self.last_commit, lsn)),
+                                ("lsn", Value::Int(lsn.0 as i64)),
+                            ],
                         },
                         message: Some(LogicalMessage {
                             prefix,
@@ -413,6 +425,7 @@ impl Decoder {
                 connector: CONNECTOR,
                 snapshot: SnapshotMarker::False,
                 fields: vec![
+                    ("sequence", sequence(self.last_commit, lsn)),
                     ("txId", Value::Int(txn.xid)),
                     ("lsn", Value::Int(lsn.0 as i64)),
                 ],
@@ -445,17 +458,10 @@ impl Decoder {
         let mut old_full = false;
         let mut kind = c.u8()?;
         if kind == b'K' || kind == b'O' {
-            let mut row = read_tuple(c, oid, rel, &mut self.warned)?;
-            if kind == b'K' {
-                // A key-only old tuple: other columns were not logged.
-                for (v, ident) in row.iter_mut().zip(&rel.ident) {
-                    if !ident && v.is_null() {
-                        *v = Value::Unavailable;
-                    }
-                }
-            } else {
-                old_full = true;
-            }
+            let row = read_tuple(c, oid, rel, &mut self.warned)?;
+            // A key-only old tuple (`K`) has nulls in the other columns, which Debezium writes
+            // as nulls (the type's zero in a NOT NULL column), never as the placeholder.
+            old_full = kind == b'O';
             before = Some(row);
             if op == Op::Update {
                 kind = c.u8()?;
@@ -535,6 +541,7 @@ impl Decoder {
                     type_name: self.types.type_name(*type_oid, *typmod),
                     nullable: !(key || cat.is_some_and(|c| c.not_null)),
                     key,
+                    ty: self.types.column_type(*type_oid, *typmod),
                 }
             })
             .collect();
@@ -575,6 +582,15 @@ impl Decoder {
             },
         );
     }
+}
+
+/// Debezium's `source.sequence`: the JSON text `["<lastCommitLsn>","<lsn>"]` (null when no commit
+/// was decoded yet).
+fn sequence(last_commit: Option<Lsn>, lsn: Lsn) -> Value {
+    Value::Text(match last_commit {
+        Some(c) => format!("[\"{}\",\"{}\"]", c.0, lsn.0),
+        None => format!("[null,\"{}\"]", lsn.0),
+    })
 }
 
 /// Read a TupleData into values aligned with the relation's columns.
@@ -745,12 +761,17 @@ mod tests {
             evs[1].after.as_ref().unwrap()[1],
             Value::Text("old big".into())
         );
+        // Debezium: the key columns and null elsewhere (was the unavailable placeholder).
         assert_eq!(
             evs[2].before.as_ref().unwrap(),
-            &vec![Value::Int(1), Value::Unavailable]
+            &vec![Value::Int(1), Value::Null]
         );
         assert_eq!(evs[2].position.as_str(), "0/64:3");
         assert_eq!(evs[2].txn.as_ref().unwrap().order, 3);
+        assert_eq!(
+            evs[2].source.fields[0],
+            ("sequence", Value::Text("[null,\"1\"]".into()))
+        );
         assert_eq!(d.checkpoint(), PgPosition::stream(Lsn(140), 0));
         assert!(evs[0].table.as_ref().unwrap().columns[0].key);
     }

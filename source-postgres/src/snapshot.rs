@@ -551,7 +551,13 @@ async fn read_chunk(
                 source: SourceInfo {
                     connector: CONNECTOR,
                     snapshot: SnapshotMarker::True,
-                    fields: vec![("lsn", Value::Int(shared.consistent.0 as i64))],
+                    fields: vec![
+                        (
+                            "sequence",
+                            Value::Text(format!("[null,\"{}\"]", shared.consistent.0)),
+                        ),
+                        ("lsn", Value::Int(shared.consistent.0 as i64)),
+                    ],
                 },
                 message: None,
             });

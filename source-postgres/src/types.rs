@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use connector_core::column_type::{DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_TIME_PRECISION};
 use connector_core::encode::days_from_civil;
-use connector_core::Value;
+use connector_core::{ColumnType, Value};
 
 /// Session settings (startup `options`) every connection of this source uses, so that value
 /// texts have one form.
@@ -50,6 +51,12 @@ pub enum Conv {
     Uuid,
     /// `json`, `jsonb`.
     Json,
+    /// `money` in the server's monetary format (`$1,234.56`, `-$0.50`): an exact decimal.
+    Money,
+    /// `bit`/`varbit` (`101`): big-endian bytes of the bit string's value, a boolean for one bit.
+    Bits,
+    /// `hstore` (`"a"=>"1", "b"=>NULL`): a JSON object of strings.
+    Hstore,
     /// An array of the element conversion, with the element delimiter.
     Array(Box<Conv>, u8),
 }
@@ -72,6 +79,8 @@ pub fn builtin_conv(oid: u32) -> Option<Conv> {
         1186 => Conv::Interval,
         2950 => Conv::Uuid,
         114 | 3802 => Conv::Json,
+        790 => Conv::Money,
+        1560 | 1562 => Conv::Bits,
         _ => return None,
     })
 }
@@ -93,6 +102,10 @@ pub struct TypeRow {
     pub delim: u8,
     /// `typcategory` (`A` for arrays).
     pub category: u8,
+    /// `typtypmod`: a domain's base type modifier, or -1.
+    pub typmod: i32,
+    /// An enum's labels in order (empty for other types).
+    pub labels: Vec<String>,
 }
 
 /// Known types: OID to name and conversion.
@@ -152,10 +165,107 @@ impl TypeCache {
         match r.typtype {
             b'd' if r.base != 0 => self.resolve(r.base, depth + 1),
             b'e' => Conv::Text,
+            _ if r.name == "hstore" => Conv::Hstore,
             _ if r.category == b'A' && r.elem != 0 => {
                 Conv::Array(Box::new(self.resolve(r.elem, depth + 1)), r.delim)
             }
             _ => Conv::Text,
+        }
+    }
+
+    /// The structured type of a column of type `oid` with modifier `typmod`: a domain as its
+    /// base type, an enum with its labels, an array with its element type.
+    pub fn column_type(&self, oid: u32, typmod: i32) -> ColumnType {
+        self.column_type_at(oid, typmod, 0)
+    }
+
+    fn column_type_at(&self, oid: u32, typmod: i32, depth: u32) -> ColumnType {
+        let modifier = (typmod >= 0).then_some(typmod as u32);
+        let time_precision = modifier.unwrap_or(DEFAULT_TIME_PRECISION);
+        match oid {
+            16 => return ColumnType::Bool,
+            21 => return ColumnType::Int16,
+            23 => return ColumnType::Int32,
+            20 | 26 | 28 => return ColumnType::Int64,
+            700 => return ColumnType::Float32,
+            701 => return ColumnType::Float64,
+            1700 => {
+                return match modifier.filter(|m| *m >= 4).map(|m| m - 4) {
+                    Some(m) => ColumnType::Decimal {
+                        precision: Some(m >> 16 & 0xFFFF),
+                        scale: Some(m & 0xFFFF),
+                    },
+                    None => ColumnType::Decimal {
+                        precision: None,
+                        scale: None,
+                    },
+                }
+            }
+            790 => {
+                return ColumnType::Money {
+                    scale: DEFAULT_MONEY_FRACTION_DIGITS,
+                }
+            }
+            25 | 1043 | 1042 | 19 | 18 => return ColumnType::Text,
+            17 => return ColumnType::Bytes,
+            1082 => return ColumnType::Date,
+            1083 => {
+                return ColumnType::Time {
+                    precision: time_precision,
+                }
+            }
+            1266 => return ColumnType::TimeTz,
+            1114 => {
+                return ColumnType::Timestamp {
+                    precision: time_precision,
+                }
+            }
+            1184 => {
+                return ColumnType::TimestampTz {
+                    precision: Some(time_precision),
+                }
+            }
+            1186 => return ColumnType::Interval,
+            2950 => return ColumnType::Uuid,
+            114 | 3802 => return ColumnType::Json,
+            142 => return ColumnType::Xml,
+            1560 => {
+                return ColumnType::Bits {
+                    length: modifier.unwrap_or(1),
+                }
+            }
+            // An unbounded varbit has no length; Debezium's is then above 1 (`Bits`).
+            1562 => {
+                return ColumnType::Bits {
+                    length: modifier.unwrap_or(i32::MAX as u32),
+                }
+            }
+            _ => {}
+        }
+        if depth > 8 {
+            return ColumnType::Other;
+        }
+        let Some(r) = self.rows.get(&oid) else {
+            return ColumnType::Other;
+        };
+        match r.typtype {
+            b'd' if r.base != 0 => {
+                let typmod = if r.typmod >= 0 { r.typmod } else { typmod };
+                self.column_type_at(r.base, typmod, depth + 1)
+            }
+            b'e' => ColumnType::Enum(r.labels.clone().into()),
+            _ if r.name == "hstore" => ColumnType::Hstore,
+            _ if r.category == b'A' && r.elem != 0 => {
+                ColumnType::Array(Arc::new(self.column_type_at(r.elem, typmod, depth + 1)))
+            }
+            _ if matches!(
+                r.name.as_str(),
+                "citext" | "ltree" | "inet" | "cidr" | "macaddr"
+            ) =>
+            {
+                ColumnType::Text
+            }
+            _ => ColumnType::Other,
         }
     }
 
@@ -211,8 +321,161 @@ pub fn convert(conv: &Conv, s: &[u8]) -> Option<Value> {
         Conv::Interval => parse_interval(s)?,
         Conv::Uuid => Value::Uuid(parse_uuid(s)?),
         Conv::Json => Value::Json(text(s)?),
+        Conv::Money => Value::Decimal(parse_money(s)?.into()),
+        Conv::Bits => parse_bits(s)?,
+        Conv::Hstore => Value::Json(parse_hstore(s)?),
         Conv::Array(elem, delim) => parse_array(s, elem, *delim)?,
     })
+}
+
+/// `money` text in any locale's format: digits, one decimal separator (the last `.` or `,`
+/// followed by fewer than 3 digits... or exactly the fraction digits), a sign or parentheses.
+fn parse_money(s: &[u8]) -> Option<String> {
+    let t = std::str::from_utf8(s).ok()?;
+    let negative = t.contains('-') || (t.contains('(') && t.contains(')'));
+    // The decimal separator is the last `.` or `,` followed only by digits, at most
+    // DEFAULT_MONEY_FRACTION_DIGITS of them (grouping separators are followed by 3).
+    let sep = t.rfind(['.', ',']).filter(|&i| {
+        let tail = &t[i + 1..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && digits != 3 && tail[digits..].chars().all(|c| !c.is_ascii_digit())
+    });
+    let (int, frac) = match sep {
+        Some(i) => (&t[..i], &t[i + 1..]),
+        None => (t, ""),
+    };
+    let int: String = int.chars().filter(char::is_ascii_digit).collect();
+    let frac: String = frac.chars().filter(char::is_ascii_digit).collect();
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(int.len() + frac.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { &int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Some(out)
+}
+
+/// `bit`/`varbit` text (`101`): a boolean for one bit, else the value's big-endian bytes
+/// without leading zero bytes (the encoder writes them little-endian, as Debezium's `Bits`).
+fn parse_bits(s: &[u8]) -> Option<Value> {
+    if !s.iter().all(|b| *b == b'0' || *b == b'1') {
+        return None;
+    }
+    if s.len() == 1 {
+        return Some(Value::Bool(s[0] == b'1'));
+    }
+    let mut bytes = Vec::with_capacity(s.len().div_ceil(8));
+    let lead = s.len() % 8;
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    if lead > 0 {
+        chunks.push(&s[..lead]);
+    }
+    chunks.extend(s[lead..].chunks(8));
+    for chunk in chunks {
+        bytes.push(chunk.iter().fold(0u8, |acc, b| acc << 1 | (b - b'0')));
+    }
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    bytes.drain(..first);
+    Some(Value::Bytes(bytes))
+}
+
+/// `hstore` text to a JSON object of strings (null values stay null), in the iteration order of
+/// the Java `HashMap` Debezium builds, so that the JSON text is the same as Debezium's.
+fn parse_hstore(s: &[u8]) -> Option<String> {
+    let t = std::str::from_utf8(s).ok()?;
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    let mut chars = t.chars().peekable();
+    let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
+        let mut out = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => out.push(chars.next()?),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+    };
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some('"') => {}
+            Some(_) => return None,
+        }
+        let key = quoted(&mut chars)?;
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next()? != '=' || chars.next()? != '>' {
+            return None;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let value = match chars.next()? {
+            '"' => Some(quoted(&mut chars)?),
+            'N' => {
+                for want in ['U', 'L', 'L'] {
+                    if chars.next()? != want {
+                        return None;
+                    }
+                }
+                None
+            }
+            _ => return None,
+        };
+        pairs.retain(|(k, _)| *k != key);
+        pairs.push((key, value));
+    }
+    let ordered = java_hash_map_order(pairs);
+    let mut out = Vec::with_capacity(t.len() + 2);
+    out.push(b'{');
+    for (i, (k, v)) in ordered.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        connector_core::encode::write_str(&mut out, k);
+        out.push(b':');
+        match v {
+            Some(v) => connector_core::encode::write_str(&mut out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+    String::from_utf8(out).ok()
+}
+
+/// The iteration order of a `java.util.HashMap` filled with `pairs` in order: by bucket
+/// (`(h ^ h >>> 16) & (capacity - 1)` of `String.hashCode`), insertion order within a bucket; the
+/// capacity doubles from 16 whenever the size passes 3/4 of it. (Buckets past 8 entries become
+/// trees in Java; hstore values that collide that much are not expected.)
+fn java_hash_map_order<V>(pairs: Vec<(String, V)>) -> Vec<(String, V)> {
+    let mut capacity: usize = 16;
+    while pairs.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let bucket = |k: &str| {
+        let h = k
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+        let h = h as u32;
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    let mut keyed: Vec<(usize, usize, (String, V))> = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (bucket(&p.0), i, p))
+        .collect();
+    keyed.sort_by_key(|(b, i, _)| (*b, *i));
+    keyed.into_iter().map(|(_, _, p)| p).collect()
 }
 
 /// `float4` parsed as `f32` directly, so that `0.1` stays `0.1`.
@@ -665,6 +928,32 @@ mod tests {
     }
 
     #[test]
+    fn money_bits_and_hstore_parse_as_debezium_reads_them() {
+        assert_eq!(
+            c(Conv::Money, "$1,234.56"),
+            Value::Decimal("1234.56".into())
+        );
+        assert_eq!(c(Conv::Money, "-$0.50"), Value::Decimal("-0.50".into()));
+        assert_eq!(
+            c(Conv::Money, "1.234,56 €"),
+            Value::Decimal("1234.56".into())
+        );
+        assert_eq!(c(Conv::Money, "$1,000"), Value::Decimal("1000".into()));
+        assert_eq!(c(Conv::Bits, "1"), Value::Bool(true));
+        assert_eq!(c(Conv::Bits, "101"), Value::Bytes(vec![0b101]));
+        assert_eq!(c(Conv::Bits, "100000000"), Value::Bytes(vec![0b1, 0]));
+        assert_eq!(c(Conv::Bits, "000"), Value::Bytes(vec![]));
+        assert_eq!(
+            c(
+                Conv::Hstore,
+                r#""b"=>"2", "a"=>"1", "n"=>NULL, "q\"x"=>"y""#
+            ),
+            // Java HashMap buckets: "a" 1, "b" 2, "q\"x" 6, "n" 14.
+            Value::Json(r#"{"a":"1","b":"2","q\"x":"y","n":null}"#.into())
+        );
+    }
+
+    #[test]
     fn type_names_carry_modifiers() {
         let mut cache = TypeCache::default();
         let row = |oid, name: &str| TypeRow {
@@ -675,6 +964,8 @@ mod tests {
             base: 0,
             delim: b',',
             category: b'N',
+            typmod: -1,
+            labels: Vec::new(),
         };
         cache.add([row(1700, "numeric"), row(1043, "varchar"), row(23, "int4")]);
         assert_eq!(&*cache.type_name(1700, (10 << 16 | 2) + 4), "numeric(10,2)");

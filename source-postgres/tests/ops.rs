@@ -70,10 +70,11 @@ async fn every_operation_arrives_with_its_transaction_and_positions() {
         ev[2].before, None,
         "default replica identity carries no old row"
     );
-    // The delete's before image holds the key; the columns the WAL did not carry are unavailable.
+    // The delete's before image holds the key and null elsewhere, as Debezium's (the columns the
+    // WAL did not carry were the unavailable placeholder before).
     assert_eq!(
         ev[3].before.as_ref().unwrap(),
-        &vec![Value::Int(2), Value::Unavailable, Value::Unavailable]
+        &vec![Value::Int(2), Value::Null, Value::Null]
     );
     let txn = ev[0].txn.as_ref().unwrap();
     assert_eq!(txn.order, 1);
@@ -83,9 +84,10 @@ async fn every_operation_arrives_with_its_transaction_and_positions() {
     assert!(ev[0].commit_ts_us > 1_600_000_000_000_000);
     assert_eq!(ev[0].source.connector, "postgresql");
     assert_eq!(ev[0].source.snapshot, SnapshotMarker::False);
-    assert_eq!(ev[0].source.fields[0].0, "txId");
+    let names: Vec<&str> = ev[0].source.fields.iter().map(|f| f.0).collect();
+    assert_eq!(names, ["sequence", "txId", "lsn"]);
     let xid: i64 = txn.id.parse().unwrap();
-    assert_eq!(ev[0].source.fields[0].1, Value::Int(xid));
+    assert_eq!(ev[0].source.fields[1].1, Value::Int(xid));
     // Positions: (commit LSN, n) within the transaction, strictly increasing overall.
     let pos: Vec<PgPosition> = ev
         .iter()

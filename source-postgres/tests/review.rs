@@ -509,6 +509,8 @@ async fn edge_values_are_identical_in_the_snapshot_and_the_stream() {
         .skip(1)
         .map(|(n, v)| (n.clone(), json(v)))
         .collect();
+    // Debezium's isostring forms (Java's years past 9999 with `+`, `timetz` in UTC, every part
+    // of an interval); the plain forms before had no `Z` and kept the offset.
     let want: Vec<(&str, &str)> = vec![
         ("ninf", r#""Infinity""#),
         ("nneg", r#""0.000""#),
@@ -522,12 +524,12 @@ async fn edge_values_are_identical_in_the_snapshot_and_the_stream() {
         ("aempty", r#"[""," ",null]"#),
         ("aesc", r#"["a,b","c}d","e\\f","g\"h","{i}"]"#),
         ("aempty2", "[]"),
-        ("tsmax", r#""200000-12-31T23:59:59.999999Z""#),
+        ("tsmax", r#""+200000-12-31T23:59:59.999999Z""#),
         ("tsmin", r#""-4712-11-24T00:00:00Z""#),
-        ("ts5", r#""12345-06-07T08:09:10""#),
+        ("ts5", r#""+12345-06-07T08:09:10Z""#),
         ("dinf", r#""infinity""#),
-        ("ttz", r#""01:02:03+05:53:28""#),
-        ("ivl", r#""P178000000Y-3DT2562047788H54.775807S""#),
+        ("ttz", r#""19:08:35Z""#),
+        ("ivl", r#""P178000000Y0M-3DT2562047788H0M54.775807S""#),
         ("ats", r#"["-0043-03-15T12:00:00Z","infinity"]"#),
         ("f4", "3.4028235e38"),
     ];
