@@ -34,8 +34,18 @@ pub const DEFAULT_BATCH_NUM_MESSAGES: u64 = 10_000;
 /// slower than the source, 5 cost a whole core and slowed the drain on 2 cores; 2 measured as fast
 /// with a sixth of the CPU (BENCHMARKS.md).
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: u32 = 2;
-/// Default time a message may take to be acknowledged, retries included (`sink.message_timeout_ms`).
-pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 300_000;
+/// Default time a message may take to be acknowledged, retries included (`sink.message_timeout_ms`):
+/// 0, infinite (librdkafka's `message.timeout.ms=0`). A broker outage then never fails a message,
+/// it only delays it (the in-flight bound pauses the source): a message that timed out would be
+/// resent after the restart behind later changes of its key that were still delivered, so a key
+/// could read v1, v3, v2 (librdkafka's `enable.gapless.guarantee` does not cover timeouts). Kafka
+/// Connect does the same for source producers (`delivery.timeout.ms` = `Integer.MAX_VALUE`).
+pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 0;
+/// The warning for a finite message timeout with `at_least_once`.
+const MESSAGE_TIMEOUT_WARNING: &str = "a finite message timeout: a broker outage longer than it \
+     fails messages, and after the restart their resend can land behind later changes of the \
+     same key that were still delivered (per-key order breaks transiently); 0 (the default) \
+     waits out outages instead";
 /// Default timeout of metadata, topic creation and transaction calls (`sink.operation_timeout_ms`).
 pub const DEFAULT_OPERATION_TIMEOUT_MS: u64 = 30_000;
 /// Default interval between transaction commits with `delivery: exactly_once`
@@ -134,8 +144,10 @@ pub struct KafkaSinkConfig {
     #[serde(default)]
     pub compression: Compression,
     /// How long a message may take to be acknowledged, retries included, in milliseconds
-    /// (`message.timeout.ms`); past it the batch fails and the pipeline restarts. With
-    /// `exactly_once` it is capped at `transaction_timeout_ms`. Default 300000.
+    /// (`message.timeout.ms`); past it the batch fails and the pipeline restarts. 0 (the default)
+    /// is infinite: an outage only delays. Any other value can break per-key order on the retry
+    /// (warned at load). With `exactly_once` it is capped at `transaction_timeout_ms` (0 becomes
+    /// `transaction_timeout_ms`).
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
     /// Timeout of metadata requests, topic creation and transaction calls, in milliseconds.
@@ -520,8 +532,21 @@ impl KafkaSinkConfig {
                 "key `sink.operation_timeout_ms`: expected at least 1",
             ));
         }
+        if self.delivery == Delivery::AtLeastOnce && self.message_timeout_ms != 0 {
+            warn!(
+                key = "sink.message_timeout_ms",
+                value = self.message_timeout_ms,
+                "{MESSAGE_TIMEOUT_WARNING}"
+            );
+        }
         for (key, value) in &self.properties {
             let v = value.to_string();
+            if self.delivery == Delivery::AtLeastOnce
+                && matches!(key.as_str(), "message.timeout.ms" | "delivery.timeout.ms")
+                && v != "0"
+            {
+                warn!(property = %key, value = %v, "{MESSAGE_TIMEOUT_WARNING}");
+            }
             let weakens = match key.as_str() {
                 "enable.idempotence" => v == "false",
                 "acks" | "request.required.acks" => !(v == "all" || v == "-1"),
@@ -566,7 +591,10 @@ impl KafkaSinkConfig {
             .set("message.timeout.ms", self.message_timeout_ms.to_string());
         if let Some(id) = transactional_id {
             // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
-            let message_timeout_ms = self.message_timeout_ms.min(self.transaction_timeout_ms);
+            let message_timeout_ms = match self.message_timeout_ms {
+                0 => self.transaction_timeout_ms,
+                ms => ms.min(self.transaction_timeout_ms),
+            };
             c.set("transactional.id", id)
                 .set(
                     "transaction.timeout.ms",

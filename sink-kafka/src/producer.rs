@@ -120,7 +120,13 @@ impl ProducerContext for SinkContext {
             Ok(_) => {
                 self.client_log.recovered();
                 if let Some(ack) = delivery.ack {
-                    ack.done();
+                    // After a failed delivery no later batch is acknowledged: the pipeline
+                    // resends from the failed one, and a later position must not become durable
+                    // ahead of it.
+                    match self.failure() {
+                        Some(e) => ack.fail(e),
+                        None => ack.done(),
+                    }
                 }
             }
             Err((e, msg)) => {

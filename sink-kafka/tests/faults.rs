@@ -13,18 +13,23 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::support::*;
 
-struct Mock {
-    cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    brokers: String,
+pub(crate) struct Mock {
+    pub(crate) cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    pub(crate) brokers: String,
 }
 
-fn mock() -> Mock {
+pub(crate) fn mock() -> Mock {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let brokers = cluster.bootstrap_servers();
     Mock { cluster, brokers }
 }
 
-fn sink_on(brokers: &str, name: &str, extra: &str, eos: bool) -> (Box<dyn Sink>, Context) {
+pub(crate) fn sink_on(
+    brokers: &str,
+    name: &str,
+    extra: &str,
+    eos: bool,
+) -> (Box<dyn Sink>, Context) {
     let mut yaml = format!(
         "name: {name}\nsource: {{ type: generator }}\nsink:\n  type: kafka\n  brokers: '{brokers}'\n  \
          operation_timeout_ms: 10000\n{}\n",

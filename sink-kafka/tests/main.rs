@@ -5,6 +5,7 @@
 mod faults;
 mod fencing;
 mod offsets;
+mod order;
 mod pipeline;
 mod produce;
 mod review;
