@@ -308,7 +308,10 @@ async fn check(path: &Path, registry: Registry) -> Result<u8, Error> {
     let ((source, transforms), sink, offsets) = tokio::join!(source, sink, offsets);
     let mut checks = vec![(source_label, source)];
     if let Some(transforms) = transforms {
-        checks.push((format!("transforms ({})", config.transforms.len()), transforms));
+        checks.push((
+            format!("transforms ({})", config.transforms.len()),
+            transforms,
+        ));
     }
     checks.push((sink_label, sink));
     checks.push((offsets_label, offsets));

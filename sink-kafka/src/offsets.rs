@@ -9,7 +9,9 @@
 //!   - without transactions (`at_least_once`, the default), `read_uncommitted`: the pipeline's
 //!     own records are never transactional, and another pipeline's open transaction on the shared
 //!     topic (which holds back the last stable offset for every `read_committed` reader) neither
-//!     hides newer records nor makes the load wait;
+//!     hides newer records nor makes the load wait; a record of its own that an earlier
+//!     `exactly_once` run wrote in a transaction (marked `"transactional":true`) is read again
+//!     `read_committed`, so an aborted transaction's position is never resumed from;
 //!   - with `delivery: exactly_once` (the sink writes the record inside its transactions),
 //!     `read_committed`, read up to the end the partition had when the load began (not merely to
 //!     the last stable offset, which would return an older position while another pipeline's
@@ -49,10 +51,23 @@ pub struct OffsetRecord {
     pub position: Position,
     /// When it was written, milliseconds since the Unix epoch.
     pub updated_at_ms: u64,
+    /// Written inside a Kafka transaction (an `exactly_once` sink): a `read_uncommitted` load
+    /// cannot tell whether that transaction committed, so it reads the key again committed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
 }
 
-/// The JSON value stored for `position` of `pipeline`.
+/// The JSON value stored for `position` of `pipeline` outside a transaction.
 pub fn encode_position(pipeline: &str, position: &Position) -> Vec<u8> {
+    encode_record(pipeline, position, false)
+}
+
+/// The JSON value stored for `position` of `pipeline` inside an `exactly_once` transaction.
+pub fn encode_transactional_position(pipeline: &str, position: &Position) -> Vec<u8> {
+    encode_record(pipeline, position, true)
+}
+
+fn encode_record(pipeline: &str, position: &Position, transactional: bool) -> Vec<u8> {
     let record = OffsetRecord {
         pipeline: pipeline.to_string(),
         position: position.clone(),
@@ -60,6 +75,7 @@ pub fn encode_position(pipeline: &str, position: &Position) -> Vec<u8> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
+        transactional,
     };
     serde_json::to_vec(&record).unwrap_or_default()
 }
@@ -198,6 +214,34 @@ impl KafkaOffsetStore {
     }
 }
 
+impl KafkaOffsetStore {
+    /// The newest record of this pipeline, read with `isolation`.
+    async fn read(&self, isolation: Isolation) -> Result<Option<OffsetRecord>> {
+        let connection = self.connection.clone();
+        let topic = Arc::clone(&self.topic);
+        let key = self.pipeline.clone();
+        let timeout = self.timeout;
+        let found =
+            blocking(move || read_latest(&connection, &topic, key.as_bytes(), isolation, timeout))
+                .await?;
+        let Some(Some(value)) = found else {
+            return Ok(None);
+        };
+        let record: OffsetRecord = serde_json::from_slice(&value).map_err(|e| {
+            Error::new(
+                ErrorKind::Data,
+                format!(
+                    "the record of pipeline {:?} in Kafka topic {} is not a position",
+                    self.pipeline, self.topic
+                ),
+            )
+            .with_source(e)
+            .with_hint("inspect it, or run `cdc offsets reset` to start over")
+        })?;
+        Ok(Some(record))
+    }
+}
+
 #[async_trait]
 impl OffsetStore for KafkaOffsetStore {
     async fn lock(&mut self) -> Result<()> {
@@ -225,34 +269,19 @@ impl OffsetStore for KafkaOffsetStore {
     }
 
     async fn load(&self) -> Result<Option<Position>> {
-        let connection = self.connection.clone();
-        let topic = Arc::clone(&self.topic);
-        let key = self.pipeline.clone();
-        let timeout = self.timeout;
         // Exactly-once pipelines (the ones that fence) write their positions in transactions.
         let isolation = if self.fence.is_some() {
             Isolation::Committed
         } else {
             Isolation::Uncommitted
         };
-        let found =
-            blocking(move || read_latest(&connection, &topic, key.as_bytes(), isolation, timeout))
-                .await?;
-        let Some(Some(value)) = found else {
-            return Ok(None);
-        };
-        let record: OffsetRecord = serde_json::from_slice(&value).map_err(|e| {
-            Error::new(
-                ErrorKind::Data,
-                format!(
-                    "the record of pipeline {:?} in Kafka topic {} is not a position",
-                    self.pipeline, self.topic
-                ),
-            )
-            .with_source(e)
-            .with_hint("inspect it, or run `cdc offsets reset` to start over")
-        })?;
-        Ok(Some(record.position))
+        let mut record = self.read(isolation).await?;
+        // A pipeline that ran `exactly_once` before may have left a record of a transaction that
+        // never committed: only a committed read can tell, so read the key again that way.
+        if isolation == Isolation::Uncommitted && record.as_ref().is_some_and(|r| r.transactional) {
+            record = self.read(Isolation::Committed).await?;
+        }
+        Ok(record.map(|r| r.position))
     }
 
     async fn store(&self, position: &Position) -> Result<()> {

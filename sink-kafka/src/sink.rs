@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::config::{Delivery, KafkaOffsetsConfig, KafkaSinkConfig, TypeOnly};
 use crate::encode::{RecordEncoder, HEADER_OP, HEADER_POSITION, HEADER_TXID};
 use crate::error::{code_of, hint_of, kafka_error, kind_of};
-use crate::offsets::{current_thread_runtime, encode_position, transactional_id};
+use crate::offsets::{current_thread_runtime, encode_transactional_position, transactional_id};
 use crate::producer::{
     create_producer, key_text, metadata_client, partition_count, send, table_name,
     Delivery as DeliveryInfo, Outgoing, Producer, SendError, Topics,
@@ -600,7 +600,7 @@ impl Worker {
             return;
         };
         if let (Some(cp), Some((topic, _))) = (&txn.checkpoint, &self.offsets) {
-            let value = encode_position(&self.pipeline, cp);
+            let value = encode_transactional_position(&self.pipeline, cp);
             let sent = send(
                 &self.producer,
                 Outgoing {

@@ -363,7 +363,13 @@ impl Encoder {
             }
             for (name, value) in event.record.iter().flat_map(|r| &r.key_fields) {
                 out.push(b',');
-                write_field_schema(out, name, &type_of_value(value), &self.modes, value.is_null());
+                write_field_schema(
+                    out,
+                    name,
+                    &type_of_value(value),
+                    &self.modes,
+                    value.is_null(),
+                );
             }
         }
         out.extend_from_slice(b"],\"optional\":false,\"name\":");
@@ -746,6 +752,7 @@ mod tests {
                 content: b"hi".to_vec(),
                 transactional: false,
             }),
+            record: None,
         };
         ev.source.fields.push(("txId", Value::Null));
         let enc = Encoder::new("inv", Format::Debezium).with_schemas(true);
