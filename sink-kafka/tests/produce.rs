@@ -160,8 +160,8 @@ async fn key_change_becomes_delete_tombstone_and_create() {
         Some(item(2, "a", 1)),
         5,
     )];
-    // WHEN written
-    let mut sink = build_sink(&name, &sink_yaml(&brokers, ""), None).unwrap();
+    // WHEN written (with headers, to see each record's position)
+    let mut sink = build_sink(&name, &sink_yaml(&brokers, "headers: true\n"), None).unwrap();
     deliver(sink.as_mut(), vec![batch(events)]).await;
     // THEN the old key is deleted (and tombstoned) and the new key created
     let recs = consume_all(&brokers, &topic);

@@ -186,7 +186,10 @@ impl Mask {
         for &i in &masked {
             let c = &mut schema.columns[i];
             match self.with {
-                MaskWith::Sha256 | MaskWith::Redact => c.type_name = "text".into(),
+                MaskWith::Sha256 | MaskWith::Redact => {
+                    c.type_name = "text".into();
+                    c.ty = crate::column_type::ColumnType::Text;
+                }
                 MaskWith::Null => c.nullable = true,
             }
         }
