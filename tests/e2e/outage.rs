@@ -110,7 +110,7 @@ fn txn_statements(mysql: bool, t: u64) -> Vec<String> {
         .map(|o| {
             let step = t * OPS_PER_TXN + o;
             let id = (step * 7919) % (KEYS + KEYS / 2) + 1;
-            if step % 7 == 0 {
+            if step.is_multiple_of(7) {
                 format!("DELETE FROM items WHERE id = {id}")
             } else if mysql {
                 format!(
