@@ -203,7 +203,8 @@ impl Decoder {
                     xid: i64::from(xid),
                     id: xid.to_string().into(),
                     commit_lsn: final_lsn,
-                    commit_ts_us: ts + PG_EPOCH_OFFSET_US,
+                    // A hostile or corrupt timestamp must not overflow (found by fuzzing).
+                    commit_ts_us: ts.saturating_add(PG_EPOCH_OFFSET_US),
                     count: 0,
                 });
             }
@@ -722,6 +723,23 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_begin_with_an_out_of_range_commit_time_does_not_overflow() {
+        // GIVEN a Begin whose commit timestamp is the largest i64 (a fuzzing find: adding the
+        // PostgreSQL epoch offset overflowed)
+        let mut d = decoder(PgPosition::stream(Lsn(0), 0));
+        let b = msg(&[
+            b"B",
+            &100u64.to_be_bytes(),
+            &i64::MAX.to_be_bytes(),
+            &5u32.to_be_bytes(),
+        ]);
+        // WHEN it is decoded THEN it does not panic and the time saturates
+        let mut out = Vec::new();
+        d.handle(&b, Lsn(1), &mut out).unwrap();
+        assert_eq!(d.txn.as_ref().unwrap().commit_ts_us, i64::MAX);
     }
 
     #[test]
