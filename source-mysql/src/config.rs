@@ -142,8 +142,11 @@ pub struct MysqlConfig {
     /// three intervals (at least 5 s) is treated as lost. Default 1000.
     #[serde(default = "default_heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u64,
-    /// Most events in one batch (a rows event is never split, so a batch may exceed it by one
-    /// event's rows). Default 2048.
+    /// Most events in one batch. While streaming, a batch never holds more: the events decoded
+    /// beyond it (the rest of a rows event or of a transaction) wait for the next batch, and the
+    /// checkpoint is the last event delivered. During the snapshot, rows arrive in messages of
+    /// up to 256 and a batch ends after the message that reaches the limit, so it may hold up to
+    /// 255 more. Default 2048.
     #[serde(default = "default_max_batch_events")]
     pub max_batch_events: usize,
     /// Longest wait for a first event before returning an empty or checkpoint-only batch, in

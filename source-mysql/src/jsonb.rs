@@ -16,7 +16,7 @@
 use connector_core::Result;
 
 use crate::binlog::malformed;
-use crate::decode::decode_decimal;
+use crate::decimal::decode_decimal;
 
 /// Convert a binary JSON document to JSON text.
 pub fn to_text(doc: &[u8]) -> Result<String> {

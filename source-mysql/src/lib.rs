@@ -32,6 +32,7 @@ pub mod checks;
 mod column_map;
 pub mod config;
 pub mod ddl;
+mod decimal;
 pub mod decode;
 pub mod error;
 #[doc(hidden)]

@@ -2,9 +2,10 @@
 //! checksum verification and a liveness timeout fed by server heartbeats), and turning them into
 //! change events in transaction order.
 //!
-//! One job per module: [`server`] probes the server, [`reader`] reads the binlog stream,
-//! [`transaction`] assembles transactions (and XA transactions) into change events, and `rows`
-//! decodes row events against table definitions.
+//! One job per module: `server` probes the server ([`ServerInfo`], [`current_position`]),
+//! `reader` reads the binlog stream ([`open_stream`], [`EventReader`]), `transaction` assembles
+//! transactions and XA transactions into change events ([`Decoder`]), and `rows` decodes row
+//! events against table definitions ([`Decoder::shape_of`]).
 
 mod reader;
 mod rows;
