@@ -16,10 +16,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cel::common::ast::{EntryExpr, Expr as AstExpr, IdedExpr, LiteralValue, MapExpr, StructExpr};
 use cel::objects::{Key, Map};
 use serde::Deserialize;
 
-use super::{config_error, data_error, event_at, table_list, TablePattern, Transform, Verdict};
+use super::{
+    config_error, data_error, event_at, table_list, SchemaCache, TablePattern, Transform, Verdict,
+};
 use crate::config::{ConfigSection, ConnectorType};
 use crate::error::Result;
 use crate::event::{ChangeEvent, Op, Row, TableSchema, Value};
@@ -50,12 +53,21 @@ pub struct FilterConfig {
 pub struct Filter {
     key: String,
     tables: Option<Vec<TablePattern>>,
+    /// Per table: whether `tables` matches it (glob matching per event was a cost).
+    matched: SchemaCache<bool>,
     ops: Option<Vec<Op>>,
     when: Option<Expr>,
 }
 
 struct Expr {
     program: cel::Program,
+    /// CEL's standard library, built once: building it per event cost most of the filter's time.
+    env: Arc<cel::Env>,
+    /// Per table: the columns the expression reads (index and CEL map key), made once per schema.
+    keys: SchemaCache<Vec<(usize, Key)>>,
+    /// The columns of `before`/`after` the expression reads, when it reads them by name only
+    /// (`after.id`, `has(after.id)`, `after["id"]`); `None`: it may read any column.
+    fields: Option<Vec<String>>,
     uses_before: bool,
     uses_after: bool,
     uses_source: bool,
@@ -107,20 +119,44 @@ impl Filter {
         Ok(Filter {
             key: key.to_string(),
             tables,
+            matched: SchemaCache::default(),
             ops,
             when,
         })
     }
 
-    fn eval(&self, expr: &Expr, event: &ChangeEvent) -> Result<bool> {
-        let mut ctx = cel::Context::default();
+    fn eval(key: &str, expr: &mut Expr, event: &ChangeEvent) -> Result<bool> {
+        let mut ctx = cel::Context::with_env(Arc::clone(&expr.env));
         ctx.add_variable_from_value("op", event.op.code());
-        let table = event.table.as_deref();
+        let keys = match &event.table {
+            Some(t) if expr.uses_before || expr.uses_after => {
+                let fields = &expr.fields;
+                Some(expr.keys.get(t, |t| {
+                    Ok(t.columns
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| {
+                            fields
+                                .as_ref()
+                                .is_none_or(|f| f.iter().any(|n| *n == *c.name))
+                        })
+                        .map(|(i, c)| (i, Key::String(Arc::new(c.name.to_string()))))
+                        .collect())
+                })?)
+            }
+            _ => None,
+        };
         if expr.uses_before {
-            ctx.add_variable_from_value("before", row_value(table, event.before.as_ref()));
+            ctx.add_variable_from_value(
+                "before",
+                row_value(keys.as_deref().map(Vec::as_slice), event.before.as_ref()),
+            );
         }
         if expr.uses_after {
-            ctx.add_variable_from_value("after", row_value(table, event.after.as_ref()));
+            ctx.add_variable_from_value(
+                "after",
+                row_value(keys.as_deref().map(Vec::as_slice), event.after.as_ref()),
+            );
         }
         if expr.uses_source {
             ctx.add_variable_from_value("source", source_value(event));
@@ -129,13 +165,13 @@ impl Filter {
             Ok(cel::Value::Bool(b)) => Ok(b),
             Ok(other) => Err(data_error(format!(
                 "`{}.when` gave a {:?}, not a bool, on {}",
-                self.key,
+                key,
                 other.type_of(),
                 event_at(event)
             ))),
             Err(e) => Err(data_error(format!(
                 "`{}.when` failed on {}: {}",
-                self.key,
+                key,
                 event_at(event),
                 safe_message(&e)
             ))),
@@ -169,16 +205,18 @@ impl Transform for Filter {
             }
         }
         if let Some(patterns) = &self.tables {
-            let matched = event
-                .table
-                .as_ref()
-                .is_some_and(|t| patterns.iter().any(|p| p.matches(&t.id)));
+            let matched = match &event.table {
+                Some(t) => *self
+                    .matched
+                    .get(t, |t| Ok(patterns.iter().any(|p| p.matches(&t.id))))?,
+                None => false,
+            };
             if !matched {
                 return Ok(Verdict::Drop);
             }
         }
-        if let Some(expr) = &self.when {
-            if !self.eval(expr, event)? {
+        if let Some(expr) = &mut self.when {
+            if !Self::eval(&self.key, expr, event)? {
                 return Ok(Verdict::Drop);
             }
         }
@@ -215,7 +253,18 @@ fn compile(key: &str, text: &str) -> Result<Expr> {
             ),
         ));
     }
+    let (before, after) = (
+        fields_read(program.expression(), "before"),
+        fields_read(program.expression(), "after"),
+    );
+    let fields = before.zip(after).map(|(mut b, a)| {
+        b.extend(a);
+        b
+    });
     Ok(Expr {
+        env: Arc::new(cel::Env::stdlib()),
+        keys: SchemaCache::default(),
+        fields,
         uses_before: refs.has_variable("before"),
         uses_after: refs.has_variable("after"),
         uses_source: refs.has_variable("source"),
@@ -223,16 +272,85 @@ fn compile(key: &str, text: &str) -> Result<Expr> {
     })
 }
 
-/// A row as a CEL map (null without a row).
-fn row_value(table: Option<&TableSchema>, row: Option<&Row>) -> cel::Value {
-    let (Some(table), Some(row)) = (table, row) else {
+/// The columns an expression reads from the row image `var`, when every use of it is a field
+/// selection (`after.id`, `has(after.id)`) or an index by a string literal (`after["id"]`);
+/// `None` when it may read any column (`after` passed whole, indexed by a computed key, ...).
+/// Only these columns are converted to CEL on each event.
+fn fields_read(expr: &IdedExpr, var: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    walk_fields(expr, var, &mut names).then_some(names)
+}
+
+/// [`fields_read`]'s walk: false as soon as `var` is used other than by name.
+fn walk_fields(e: &IdedExpr, var: &str, names: &mut Vec<String>) -> bool {
+    fn all<'a>(
+        mut items: impl Iterator<Item = &'a IdedExpr>,
+        var: &str,
+        names: &mut Vec<String>,
+    ) -> bool {
+        items.all(|x| walk_fields(x, var, names))
+    }
+    match &e.expr {
+        AstExpr::Ident(name) => name != var,
+        AstExpr::Select(sel) => match &sel.operand.expr {
+            AstExpr::Ident(name) if name == var => {
+                names.push(sel.field.clone());
+                true
+            }
+            _ => walk_fields(&sel.operand, var, names),
+        },
+        AstExpr::Call(call) => {
+            if let ("_[_]", None, [target, index]) =
+                (call.func_name.as_str(), &call.target, call.args.as_slice())
+            {
+                if let (AstExpr::Ident(name), AstExpr::Literal(LiteralValue::String(key))) =
+                    (&target.expr, &index.expr)
+                {
+                    if name == var {
+                        names.push(key.inner().to_string());
+                        return true;
+                    }
+                }
+            }
+            all(
+                call.target.iter().map(|t| &**t).chain(&call.args),
+                var,
+                names,
+            )
+        }
+        AstExpr::Comprehension(c) => all(
+            &mut [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]
+            .into_iter(),
+            var,
+            names,
+        ),
+        AstExpr::List(list) => all(list.elements.iter(), var, names),
+        AstExpr::Map(MapExpr { entries }) | AstExpr::Struct(StructExpr { entries, .. }) => {
+            entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::StructField(f) => walk_fields(&f.value, var, names),
+                EntryExpr::MapEntry(m) => {
+                    walk_fields(&m.key, var, names) && walk_fields(&m.value, var, names)
+                }
+            })
+        }
+        AstExpr::Literal(_) | AstExpr::Unspecified => true,
+    }
+}
+
+/// A row as a CEL map of the columns `keys` names (null without a row).
+fn row_value(keys: Option<&[(usize, Key)]>, row: Option<&Row>) -> cel::Value {
+    let (Some(keys), Some(row)) = (keys, row) else {
         return cel::Value::Null;
     };
-    let map: HashMap<Key, cel::Value> = table
-        .columns
+    let map: HashMap<Key, cel::Value> = keys
         .iter()
-        .zip(row)
-        .map(|(c, v)| (Key::String(Arc::new(c.name.to_string())), to_cel(v)))
+        .filter_map(|(i, k)| Some((k.clone(), to_cel(row.get(*i)?))))
         .collect();
     cel::Value::Map(Map { map: Arc::new(map) })
 }
@@ -371,6 +489,39 @@ mod tests {
             f.apply(&mut event(Op::Create, "items", "x")).unwrap(),
             Verdict::Drop
         );
+    }
+
+    #[test]
+    fn only_the_columns_read_by_name_are_converted_and_whole_rows_stay_whole() {
+        // GIVEN expressions reading columns by name, and ones using a row image whole
+        let read = |text: &str| compile("k", text).unwrap().fields;
+        // THEN by-name reads list exactly those columns (of both images)
+        assert_eq!(
+            read("after.status == 'x' && has(before.id) || after['amount'] == '1'"),
+            Some(vec!["id".to_string(), "status".into(), "amount".into()])
+        );
+        assert_eq!(read("op == 'c'"), Some(vec![]));
+        // AND a row used whole, or indexed by a computed key, converts every column
+        assert_eq!(read("size(after) == 3"), None);
+        assert_eq!(read("after[op] == 1"), None);
+        assert_eq!(read("'amount' in after"), None);
+        // AND WHEN such filters run THEN they see the values they need
+        for (when, want) in [
+            ("size(after) == 3", Verdict::Keep),
+            ("'amount' in after", Verdict::Keep),
+            (
+                "after.status == 'paid' && !has(after.amount)",
+                Verdict::Drop,
+            ),
+            (
+                "after.status == 'paid' && after['amount'] == '12.50'",
+                Verdict::Keep,
+            ),
+        ] {
+            let mut f = filter(&format!("{{ type: filter, when: \"{when}\" }}")).unwrap();
+            let got = f.apply(&mut event(Op::Create, "orders", "paid")).unwrap();
+            assert_eq!(got, want, "{when}");
+        }
     }
 
     #[test]

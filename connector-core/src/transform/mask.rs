@@ -75,7 +75,8 @@ pub struct Mask {
     key: String,
     patterns: Vec<ColumnPattern>,
     with: MaskWith,
-    salt: Secret,
+    /// SHA-256 state after the salt (`sha256`; the empty salt otherwise). Never logged.
+    salted: Sha256,
     cache: SchemaCache<Plan>,
 }
 
@@ -156,7 +157,11 @@ impl Mask {
             key: key.to_string(),
             patterns,
             with: config.with,
-            salt,
+            salted: {
+                let mut h = Sha256::new();
+                h.update(salt.expose().as_bytes());
+                h
+            },
             cache: SchemaCache::default(),
         })
     }
@@ -214,10 +219,11 @@ impl Mask {
     }
 
     fn digest(&self, value: &Value) -> String {
-        let mut h = Sha256::new();
-        h.update(self.salt.expose().as_bytes());
+        // The hasher state after the salt, made once (hashing the salt per value was a cost).
+        let mut h = self.salted.clone();
         match value {
             Value::Bytes(b) => h.update(b),
+            Value::Text(s) | Value::Json(s) => h.update(s.as_bytes()),
             other => h.update(super::value_text(other).unwrap_or_default().as_bytes()),
         }
         let digest = h.finalize();
