@@ -240,10 +240,12 @@ fn compile(key: &str, text: &str) -> Result<Expr> {
     let program = cel::Program::compile(text)
         .map_err(|e| config_error(key, format!("{text:?} is not a valid CEL expression: {e}")))?;
     let refs = program.references();
+    let mut bound = Vec::new();
+    bound_names(program.expression(), &mut bound);
     if let Some(unknown) = refs
         .variables()
         .into_iter()
-        .find(|v| !VARIABLES.contains(v))
+        .find(|v| !VARIABLES.contains(v) && !bound.iter().any(|b| b == v))
     {
         return Err(config_error(
             key,
@@ -270,6 +272,46 @@ fn compile(key: &str, text: &str) -> Result<Expr> {
         uses_source: refs.has_variable("source"),
         program,
     })
+}
+
+/// The names macros bind (`k` in `after.exists(k, k == 'amount')`, and the macros' own
+/// accumulators): variables of the expression, not of the event.
+fn bound_names(e: &IdedExpr, out: &mut Vec<String>) {
+    match &e.expr {
+        AstExpr::Comprehension(c) => {
+            out.push(c.iter_var.clone());
+            out.extend(c.iter_var2.clone());
+            out.push(c.accu_var.clone());
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                bound_names(x, out);
+            }
+        }
+        AstExpr::Select(sel) => bound_names(&sel.operand, out),
+        AstExpr::Call(call) => {
+            for x in call.target.iter().map(|t| &**t).chain(&call.args) {
+                bound_names(x, out);
+            }
+        }
+        AstExpr::List(list) => list.elements.iter().for_each(|x| bound_names(x, out)),
+        AstExpr::Map(MapExpr { entries }) | AstExpr::Struct(StructExpr { entries, .. }) => {
+            for entry in entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => bound_names(&f.value, out),
+                    EntryExpr::MapEntry(m) => {
+                        bound_names(&m.key, out);
+                        bound_names(&m.value, out);
+                    }
+                }
+            }
+        }
+        AstExpr::Ident(_) | AstExpr::Literal(_) | AstExpr::Unspecified => {}
+    }
 }
 
 /// The columns an expression reads from the row image `var`, when every use of it is a field
@@ -505,10 +547,13 @@ mod tests {
         assert_eq!(read("size(after) == 3"), None);
         assert_eq!(read("after[op] == 1"), None);
         assert_eq!(read("'amount' in after"), None);
+        assert_eq!(read("after.exists(k, k == 'amount')"), None);
         // AND WHEN such filters run THEN they see the values they need
         for (when, want) in [
             ("size(after) == 3", Verdict::Keep),
             ("'amount' in after", Verdict::Keep),
+            ("after.exists(k, k == 'amount')", Verdict::Keep),
+            ("after.all(k, k != 'nope')", Verdict::Keep),
             (
                 "after.status == 'paid' && !has(after.amount)",
                 Verdict::Drop,
