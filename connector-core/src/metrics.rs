@@ -71,6 +71,12 @@ metric!(
     "Pipeline restarts after retryable errors."
 );
 metric!(
+    TRANSFORM_DROPPED,
+    "cdc_transform_dropped_events_total",
+    Counter,
+    "Events dropped by transforms (filter, outbox); their positions still advance."
+);
+metric!(
     IN_FLIGHT_BYTES,
     "cdc_in_flight_bytes",
     Gauge,

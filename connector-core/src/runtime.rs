@@ -299,6 +299,7 @@ impl Attempt<'_> {
                 committed: committed_rx,
                 last_committed: resume.clone(),
                 stop_reading: stop_reading.clone(),
+                metrics: Arc::clone(&self.metrics),
             }
             .run()
             .instrument(source_span),
@@ -424,6 +425,7 @@ struct SourceTask {
     committed: watch::Receiver<Option<Position>>,
     last_committed: Option<Position>,
     stop_reading: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl SourceTask {
@@ -475,7 +477,11 @@ impl SourceTask {
                 return Ok(SourceEnd::Finished);
             };
             // Dropped events leave the batch; its checkpoint stays, so positions still advance.
-            self.transforms.apply(&mut batch)?;
+            let dropped = self.transforms.apply(&mut batch)?;
+            if dropped > 0 {
+                self.metrics
+                    .add(metrics::TRANSFORM_DROPPED, &[], dropped as u64);
+            }
             if batch.is_empty() {
                 continue;
             }

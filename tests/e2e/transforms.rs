@@ -10,7 +10,8 @@ use rdkafka::message::Headers as _;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::common::{
-    cdc_output, run_log, signal, spawn_run_env, wait_timeout, wait_until, Workdir,
+    cdc_output, free_port, http_get, metric_value, run_log, signal, spawn_run_env, wait_timeout,
+    wait_until, Workdir,
 };
 use crate::kafka::brokers;
 use crate::postgres::Db;
@@ -278,7 +279,9 @@ async fn a_filter_dropping_a_busy_table_lets_the_slot_advance() {
             db.url()
         ),
     );
-    let mut child = spawn_run_env(&config, Stdio::null(), &[]);
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = spawn_run_env(&config, Stdio::null(), &[("CDC_HTTP__ADDRESS", &address)]);
     assert!(
         wait_until(Duration::from_secs(60), || run_log(&config)
             .contains("streaming")),
@@ -331,6 +334,13 @@ async fn a_filter_dropping_a_busy_table_lets_the_slot_advance() {
         advanced,
         "the slot did not pass {target}\n{}",
         run_log(&config)
+    );
+    // AND the dropped events are counted
+    let dropped = http_get(port, "/metrics")
+        .and_then(|(_, body)| metric_value(&body, "cdc_transform_dropped_events_total", &[]));
+    assert!(
+        dropped.is_some_and(|n| n >= 50.0),
+        "cdc_transform_dropped_events_total: {dropped:?}"
     );
     stop(&mut child, &config);
     assert!(read_raw(&brokers, &format!("{name}.public.busy")).is_empty());
