@@ -244,14 +244,61 @@ impl Value {
 pub type Row = Vec<Value>;
 
 /// The transaction an event belongs to.
+///
+/// With Debezium's transaction metadata on (`transaction_metadata: true`), a sink writes a BEGIN
+/// record before the event whose `order` is 1 and an END record after the event that carries
+/// [`TxnInfo::end`]; a source sets `end` on the last event of each transaction (the counts are
+/// only known at the commit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnInfo {
-    /// The source's transaction id (PostgreSQL xid, MySQL GTID), as text.
+    /// The source's transaction id (PostgreSQL xid, MySQL GTID), as text: the same for every
+    /// event of the transaction.
     pub id: Arc<str>,
     /// 1-based order of the event within its transaction.
     pub order: u64,
     /// 1-based order of the event among the events of its table within its transaction.
     pub table_order: u64,
+    /// PostgreSQL: the LSNs Debezium appends to `id` in its transaction ids (`txId:LSN`): the
+    /// event's own, and the transaction's first WAL record's (the BEGIN record's). `None`: the
+    /// ids are `id` as it is.
+    pub lsns: Option<TxnLsns>,
+    /// Set on the last event of its transaction: what the END record carries.
+    pub end: Option<Arc<TxnEnd>>,
+}
+
+impl TxnInfo {
+    /// An event of transaction `id`, `order`-th in it and `table_order`-th of its table.
+    pub fn new(id: Arc<str>, order: u64, table_order: u64) -> Self {
+        TxnInfo {
+            id,
+            order,
+            table_order,
+            lsns: None,
+            end: None,
+        }
+    }
+}
+
+/// The log positions of Debezium's PostgreSQL transaction ids (`txId:LSN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnLsns {
+    /// The event's LSN (the id in the event's `transaction` block).
+    pub event: u64,
+    /// The LSN of the transaction's first WAL record (the BEGIN record's id).
+    pub begin: u64,
+}
+
+/// What Debezium's END record of a transaction carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnEnd {
+    /// Events of the transaction.
+    pub event_count: u64,
+    /// Events per data collection (`schema.table`, or a logical message's collection), in the
+    /// order each was first seen in the transaction.
+    pub data_collections: Vec<(Arc<str>, u64)>,
+    /// PostgreSQL: the LSN Debezium appends to the END record's id (the end of the commit
+    /// record).
+    pub lsn: Option<u64>,
 }
 
 /// Whether an event comes from the snapshot, in Debezium's terms.

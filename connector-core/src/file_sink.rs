@@ -19,9 +19,10 @@ use crate::check::Check;
 use crate::config::{ConfigSection, ConnectorType};
 use crate::encode::{
     BinaryMode, DecimalMode, Encoder, Format, HstoreMode, IntervalMode, Modes, TimePrecisionMode,
+    TxnMark,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::Batch;
+use crate::event::{Batch, ChangeEvent};
 use crate::registry::Context;
 use crate::runtime::now_micros;
 use crate::sink::{BatchAck, Sink};
@@ -62,6 +63,11 @@ pub struct FileSinkConfig {
     /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
     #[serde(default)]
     pub hstore_handling_mode: HstoreMode,
+    /// Debezium's `provide.transaction.metadata`: every event's `transaction` block (null
+    /// without), and a BEGIN line before each transaction's events and an END line after them.
+    /// Default false.
+    #[serde(default)]
+    pub transaction_metadata: bool,
 }
 
 /// `sink: { type: stdout, format: debezium }`.
@@ -94,6 +100,11 @@ pub struct StdoutSinkConfig {
     /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
     #[serde(default)]
     pub hstore_handling_mode: HstoreMode,
+    /// Debezium's `provide.transaction.metadata`: every event's `transaction` block (null
+    /// without), and a BEGIN line before each transaction's events and an END line after them.
+    /// Default false.
+    #[serde(default)]
+    pub transaction_metadata: bool,
 }
 
 /// The handling modes of a file or stdout sink config.
@@ -123,7 +134,8 @@ pub fn file_factory(section: &ConfigSection, ctx: &Context) -> Result<Box<dyn Si
         },
         Encoder::new(Arc::clone(&ctx.pipeline), c.format)
             .with_schemas(c.schemas)
-            .with_modes(modes!(c)),
+            .with_modes(modes!(c))
+            .with_transaction_metadata(c.transaction_metadata),
     )))
 }
 
@@ -134,7 +146,8 @@ pub fn stdout_factory(section: &ConfigSection, ctx: &Context) -> Result<Box<dyn 
         Target::Stdout,
         Encoder::new(Arc::clone(&ctx.pipeline), c.format)
             .with_schemas(c.schemas)
-            .with_modes(modes!(c)),
+            .with_modes(modes!(c))
+            .with_transaction_metadata(c.transaction_metadata),
     )))
 }
 
@@ -197,6 +210,10 @@ impl LineSink {
         out.clear();
         out.reserve(batch.events.len() * 512);
         for ev in &batch.events {
+            let (begin, end) = self.encoder.transaction_marks(ev);
+            if begin {
+                self.transaction_line(ev, TxnMark::Begin, &mut out);
+            }
             out.extend_from_slice(b"{\"key\":");
             if !self.encoder.write_key(ev, &mut out) {
                 out.extend_from_slice(b"null");
@@ -204,8 +221,21 @@ impl LineSink {
             out.extend_from_slice(b",\"value\":");
             self.encoder.write_value(ev, now, &mut out);
             out.extend_from_slice(b"}\n");
+            if end {
+                self.transaction_line(ev, TxnMark::End, &mut out);
+            }
         }
         out
+    }
+
+    /// The BEGIN or END line of `ev`'s transaction.
+    fn transaction_line(&self, ev: &ChangeEvent, mark: TxnMark, out: &mut Vec<u8>) {
+        let Some(txn) = &ev.txn else { return };
+        out.extend_from_slice(b"{\"key\":");
+        self.encoder.write_transaction_key(txn, mark, out);
+        out.extend_from_slice(b",\"value\":");
+        self.encoder.write_transaction_value(ev, mark, out);
+        out.extend_from_slice(b"}\n");
     }
 }
 
@@ -555,5 +585,65 @@ mod tests {
         file.append(b"{}\n").unwrap();
         file.commit(Ok(())).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
+    }
+
+    #[test]
+    fn transaction_metadata_frames_each_transaction_with_begin_and_end_lines() {
+        use crate::event::{Column, Op, Position, TableId, TableSchema, TxnEnd, TxnInfo, Value};
+        // GIVEN a transaction of two events, the second its last
+        let table = Arc::new(TableSchema::new(
+            TableId::new("db", "public", "a"),
+            vec![Column::new("id", "int4").key()],
+        ));
+        let events: Vec<ChangeEvent> = (1..=2)
+            .map(|n| {
+                let mut ev = ChangeEvent::row(
+                    Op::Create,
+                    Arc::clone(&table),
+                    None,
+                    Some(vec![Value::Int(n as i64)]),
+                    Position::new(n.to_string()),
+                );
+                let mut txn = TxnInfo::new("7".into(), n, n);
+                if n == 2 {
+                    txn.end = Some(Arc::new(TxnEnd {
+                        event_count: 2,
+                        data_collections: vec![("public.a".into(), 2)],
+                        lsn: None,
+                    }));
+                }
+                ev.txn = Some(txn);
+                ev
+            })
+            .collect();
+        let batch = Batch::new(events, None);
+        let lines = |metadata: bool| {
+            let sink = LineSink::new(
+                Target::Stdout,
+                Encoder::new("p", Format::Debezium).with_transaction_metadata(metadata),
+            );
+            String::from_utf8(sink.encode(&batch))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        };
+        // WHEN it is written with transaction metadata, THEN BEGIN, the events, END
+        let on = lines(true);
+        assert_eq!(on.len(), 4);
+        assert_eq!(on[0]["key"], serde_json::json!({"id": "7"}));
+        assert_eq!(on[0]["value"]["status"], "BEGIN");
+        assert_eq!(on[1]["value"]["transaction"]["total_order"], 1);
+        assert_eq!(on[2]["value"]["transaction"]["data_collection_order"], 2);
+        assert_eq!(on[3]["value"]["status"], "END");
+        assert_eq!(on[3]["value"]["event_count"], 2);
+        assert_eq!(
+            on[3]["value"]["data_collections"],
+            serde_json::json!([{"data_collection": "public.a", "event_count": 2}])
+        );
+        // AND without it, only the events, with a null transaction block
+        let off = lines(false);
+        assert_eq!(off.len(), 2);
+        assert!(off[0]["value"]["transaction"].is_null());
     }
 }

@@ -203,11 +203,11 @@ impl Generator {
             Position::new(n.to_string()),
         );
         ev.commit_ts_us = crate::runtime::now_micros();
-        ev.txn = Some(TxnInfo {
-            id: (n / size).to_string().into(),
-            order: n % size + 1,
-            table_order: n % size + 1,
-        });
+        ev.txn = Some(TxnInfo::new(
+            (n / size).to_string().into(),
+            n % size + 1,
+            n % size + 1,
+        ));
         ev.source = SourceInfo {
             connector: "generator",
             snapshot: SnapshotMarker::False,

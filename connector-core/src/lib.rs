@@ -35,7 +35,7 @@ pub use encode::{Encoder, Format};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{
     Batch, ChangeEvent, Column, ColumnType, LogicalMessage, Op, Position, RawPart, RecordOverride,
-    Row, SnapshotMarker, SourceInfo, TableId, TableSchema, TxnInfo, Value,
+    Row, SnapshotMarker, SourceInfo, TableId, TableSchema, TxnEnd, TxnInfo, TxnLsns, Value,
 };
 pub use failure_log::FailureLog;
 pub use health::{Health, Phase};

@@ -21,6 +21,9 @@ use crate::route::TopicTemplate;
 pub const DEFAULT_TOPIC_TEMPLATE: &str = "{name}.{schema}.{table}";
 /// Default topic of logical messages (`sink.message_topic`).
 pub const DEFAULT_MESSAGE_TOPIC: &str = "{name}.message";
+/// Default topic of the BEGIN and END records of transaction metadata (`sink.transaction_topic`),
+/// Debezium's `<topic.prefix>.transaction`.
+pub const DEFAULT_TRANSACTION_TOPIC: &str = "{name}.transaction";
 /// Default time librdkafka waits to fill a batch (`sink.linger_ms`).
 pub const DEFAULT_LINGER_MS: u64 = 5;
 /// Default most bytes in one produce batch per partition (`sink.batch_size_bytes`).
@@ -118,6 +121,15 @@ pub struct KafkaSinkConfig {
     /// Debezium's `hstore.handling.mode`: `json` (default) or `map`.
     #[serde(default)]
     pub hstore_handling_mode: HstoreMode,
+    /// Debezium's `provide.transaction.metadata`: every event's `transaction` block (`id`,
+    /// `total_order`, `data_collection_order`; null without), and a BEGIN record before each
+    /// transaction's events and an END record after them (`event_count`, `data_collections`) in
+    /// `transaction_topic`. Default false.
+    #[serde(default)]
+    pub transaction_metadata: bool,
+    /// Topic of the BEGIN and END records, a template over `{name}`. Default `{name}.transaction`.
+    #[serde(default = "default_transaction_topic")]
+    pub transaction_topic: String,
     /// Create missing topics with these settings; without it a missing topic stops the pipeline.
     /// Default: not set (topics must exist).
     #[serde(default)]
@@ -364,6 +376,9 @@ fn default_topic() -> String {
 fn default_message_topic() -> String {
     DEFAULT_MESSAGE_TOPIC.to_string()
 }
+fn default_transaction_topic() -> String {
+    DEFAULT_TRANSACTION_TOPIC.to_string()
+}
 fn default_linger_ms() -> u64 {
     DEFAULT_LINGER_MS
 }
@@ -459,6 +474,16 @@ impl Connection {
 }
 
 impl KafkaSinkConfig {
+    /// The topic of transaction records for pipeline `name`, when transaction metadata is on.
+    pub fn transaction_topic(&self, name: &str) -> Option<String> {
+        if !self.transaction_metadata {
+            return None;
+        }
+        TopicTemplate::parse(&self.transaction_topic)
+            .ok()
+            .map(|t| t.render(name, None))
+    }
+
     /// The handling modes the mode keys select.
     pub fn modes(&self) -> Modes {
         Modes {
@@ -487,6 +512,8 @@ impl KafkaSinkConfig {
         TopicTemplate::parse(&self.topic).map_err(|e| e.context("key `sink.topic`"))?;
         TopicTemplate::parse(&self.message_topic)
             .map_err(|e| e.context("key `sink.message_topic`"))?;
+        TopicTemplate::parse(&self.transaction_topic)
+            .map_err(|e| e.context("key `sink.transaction_topic`"))?;
         for (table, topic) in &self.topics {
             if table
                 .split_once('.')

@@ -164,7 +164,8 @@ impl KafkaSink {
         }
         let encoder = Encoder::new(Arc::clone(&ctx.pipeline), config.format)
             .with_schemas(config.schemas)
-            .with_modes(config.modes());
+            .with_modes(config.modes())
+            .with_transaction_metadata(config.transaction_metadata);
         // Fail on bad templates now rather than at the first event.
         Router::new(
             Arc::clone(&ctx.pipeline),
@@ -221,6 +222,7 @@ impl Sink for KafkaSink {
             ),
             pipeline: Arc::clone(&self.pipeline),
             dead_letter_topic: self.config.dead_letter_topic.clone().map(Arc::from),
+            transaction_topic: self.config.transaction_topic(&self.pipeline).map(Arc::from),
             headers: self.config.headers,
             offsets: self.offsets.clone().map(|(t, rf)| (Arc::from(t), rf)),
             transactional: txn_id.is_some(),
@@ -360,6 +362,9 @@ fn check(config: &KafkaSinkConfig, pipeline: &str, offsets: Option<&(String, i32
     if let Some(dlq) = &config.dead_letter_topic {
         fixed.push((dlq.clone(), "dead-letter topic"));
     }
+    if let Some(topic) = config.transaction_topic(pipeline) {
+        fixed.push((topic, "transaction topic"));
+    }
     if let Some((topic, _)) = offsets {
         fixed.push((topic.clone(), "offsets topic"));
     }
@@ -422,6 +427,8 @@ struct Worker {
     topics: Topics,
     pipeline: Arc<str>,
     dead_letter_topic: Option<Arc<str>>,
+    /// Where BEGIN and END records go, with transaction metadata.
+    transaction_topic: Option<Arc<str>>,
     headers: bool,
     offsets: Option<(Arc<str>, i32)>,
     transactional: bool,
@@ -527,6 +534,11 @@ impl Worker {
             self.topics
                 .ensure(client, rt, &dlq)
                 .map_err(|e| e.context("the dead-letter topic"))?;
+        }
+        if let Some(topic) = self.transaction_topic.clone() {
+            self.topics
+                .ensure(client, rt, &topic)
+                .map_err(|e| e.context("the transaction topic"))?;
         }
         if let Some((topic, rf)) = self.offsets.clone() {
             self.topics
@@ -728,13 +740,21 @@ impl Worker {
                 })?;
             let table_id = event.table.as_ref().map(|t| &t.id);
             let dlq = self.dead_letter_topic.as_deref();
+            let txn_topic = self.transaction_topic.as_deref();
             let with_headers = self.headers;
             let metrics_waits = &mut waits;
             self.records.for_each(event, now, |rec| {
-                let record_headers = with_override_headers(
-                    event,
-                    with_headers.then(|| headers(rec.op.code(), event)),
-                );
+                // BEGIN and END records: keyed, without headers (as Debezium's).
+                let (topic, record_headers) = match (rec.transaction, txn_topic) {
+                    (true, Some(t)) => (t, None),
+                    _ => (
+                        &*topic,
+                        with_override_headers(
+                            event,
+                            with_headers.then(|| headers(rec.op.code(), event)),
+                        ),
+                    ),
+                };
                 let partition = match rec.key {
                     Some(_) => None,
                     None => Some(keyless_partition(table_id, partitions)),
@@ -745,7 +765,7 @@ impl Worker {
                 });
                 let size = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
                 let out = Outgoing {
-                    topic: &topic,
+                    topic,
                     partition,
                     key: rec.key,
                     value: rec.value,
@@ -773,7 +793,7 @@ impl Worker {
                                     .unwrap_or_default(),
                             ));
                         };
-                        let value = dead_letter_value(event, &topic, rec.op.code(), size);
+                        let value = dead_letter_value(event, topic, rec.op.code(), size);
                         let dead_headers = headers(rec.op.code(), event)
                             .insert(Header {
                                 key: "cdc.error",
@@ -781,7 +801,7 @@ impl Worker {
                             })
                             .insert(Header {
                                 key: "cdc.topic",
-                                value: Some(&*topic),
+                                value: Some(topic),
                             });
                         let out = Outgoing {
                             topic: dlq,
@@ -803,7 +823,7 @@ impl Worker {
                         messages += 1;
                         Ok(())
                     }
-                    Err(e) => Err(send_error(producer, e, event, rec.key, &topic)),
+                    Err(e) => Err(send_error(producer, e, event, rec.key, topic)),
                 }
             })?;
         }

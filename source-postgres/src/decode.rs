@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use connector_core::{
     ChangeEvent, Column, Error, LogicalMessage, Op, Position, Result, Row, SnapshotMarker,
-    SourceInfo, TableId, TableSchema, TxnInfo, Value,
+    SourceInfo, TableId, TableSchema, TxnEnd, TxnInfo, TxnLsns, Value,
 };
 use tracing::{debug, warn};
 
@@ -21,6 +21,7 @@ use crate::error::protocol_error;
 use crate::position::{Lsn, PgPosition};
 use crate::protocol::PG_EPOCH_OFFSET_US;
 use crate::types::{convert, Conv, TypeCache};
+use connector_core::encode::PG_MESSAGE_COLLECTION;
 
 /// Debezium's connector name for PostgreSQL.
 pub const CONNECTOR: &str = "postgresql";
@@ -99,6 +100,11 @@ struct Txn {
     commit_lsn: Lsn,
     commit_ts_us: i64,
     count: u64,
+    /// Where the transaction's first WAL record is (the Begin message's WAL start).
+    first_lsn: Lsn,
+    /// The data collections of its events, each once, in the order first seen (a relation, or
+    /// `None` for a logical message, which Debezium counts as a collection of its own).
+    collections: Vec<Option<u32>>,
 }
 
 /// The pgoutput decoder and its state.
@@ -122,6 +128,9 @@ pub struct Decoder {
     pos_buf: String,
     /// The LSN of the last commit message decoded: Debezium's `lastCommitLsn` in `sequence`.
     last_commit: Option<Lsn>,
+    /// The open transaction's latest event and its position, held back until the next event or
+    /// the commit shows whether it is the transaction's last (which then carries the counts).
+    pending: Option<(ChangeEvent, PgPosition)>,
 }
 
 impl Decoder {
@@ -152,6 +161,7 @@ impl Decoder {
             warned: HashSet::new(),
             pos_buf: String::with_capacity(32),
             last_commit: None,
+            pending: None,
         }
     }
 
@@ -206,12 +216,15 @@ impl Decoder {
                     // A hostile or corrupt timestamp must not overflow (found by fuzzing).
                     commit_ts_us: ts.saturating_add(PG_EPOCH_OFFSET_US),
                     count: 0,
+                    first_lsn: wal_start,
+                    collections: Vec::new(),
                 });
             }
             b'C' => {
                 let _flags = c.u8()?;
                 let commit_lsn = Lsn(c.u64()?);
                 let end_lsn = Lsn(c.u64()?);
+                self.finish_transaction(end_lsn, out);
                 self.txn = None;
                 self.last_commit = Some(wal_start);
                 if matches!(self.skip, Some((l, _)) if l == commit_lsn) {
@@ -253,19 +266,19 @@ impl Decoder {
             b'I' => {
                 let oid = c.u32()?;
                 if let Some(ev) = self.row_event(oid, Op::Create, wal_start, &mut c)? {
-                    out.push(ev);
+                    self.emit(ev, out);
                 }
             }
             b'U' => {
                 let oid = c.u32()?;
                 if let Some(ev) = self.row_event(oid, Op::Update, wal_start, &mut c)? {
-                    out.push(ev);
+                    self.emit(ev, out);
                 }
             }
             b'D' => {
                 let oid = c.u32()?;
                 if let Some(ev) = self.row_event(oid, Op::Delete, wal_start, &mut c)? {
-                    out.push(ev);
+                    self.emit(ev, out);
                 }
             }
             b'T' => {
@@ -293,7 +306,7 @@ impl Decoder {
                         order,
                         wal_start,
                     );
-                    out.push(ev);
+                    self.emit(ev, out);
                 }
             }
             b'M' => {
@@ -317,7 +330,7 @@ impl Decoder {
                         content,
                         transactional,
                     });
-                    out.push(ev);
+                    self.emit(ev, out);
                 } else {
                     if lsn <= self.start {
                         debug!(%lsn, "skipping a logical message delivered before");
@@ -381,11 +394,16 @@ impl Decoder {
                 if rel.txn_gen != self.txn_gen {
                     rel.txn_gen = self.txn_gen;
                     rel.table_order = 0;
+                    txn.collections.push(table);
                 }
                 rel.table_order += 1;
                 rel.table_order
             }
-            None => n,
+            // A logical message is a data collection of its own in Debezium's counts.
+            None => {
+                txn.collections.push(None);
+                1
+            }
         };
         if let Some((lsn, k)) = self.skip {
             if lsn == txn.commit_lsn && n <= k {
@@ -408,7 +426,6 @@ impl Decoder {
         let pos = PgPosition::stream(txn.commit_lsn, n);
         self.pos_buf.clear();
         let _ = write!(self.pos_buf, "{pos}");
-        self.checkpoint = pos;
         ChangeEvent {
             record: None,
             op,
@@ -420,6 +437,11 @@ impl Decoder {
                 id: Arc::clone(&txn.id),
                 order: n,
                 table_order,
+                lsns: Some(TxnLsns {
+                    event: lsn.0,
+                    begin: txn.first_lsn.0,
+                }),
+                end: None,
             }),
             position: Position::new(self.pos_buf.as_str()),
             source: SourceInfo {
@@ -433,6 +455,45 @@ impl Decoder {
             },
             message: None,
         }
+    }
+
+    /// Hand on the event held back (the resume point follows it), and hold back `ev`.
+    fn emit(&mut self, ev: ChangeEvent, out: &mut Vec<ChangeEvent>) {
+        let pos = self.txn.as_ref().map_or(self.checkpoint, |t| {
+            PgPosition::stream(t.commit_lsn, ev.txn.as_ref().map_or(0, |i| i.order))
+        });
+        if let Some((prev, at)) = self.pending.replace((ev, pos)) {
+            self.checkpoint = at;
+            out.push(prev);
+        }
+    }
+
+    /// At the commit (whose WAL record ends at `end_lsn`): the held-back event is the
+    /// transaction's last; it carries the counts of Debezium's END record.
+    fn finish_transaction(&mut self, end_lsn: Lsn, out: &mut Vec<ChangeEvent>) {
+        let Some((mut ev, at)) = self.pending.take() else {
+            return;
+        };
+        if let (Some(txn), Some(info)) = (&self.txn, ev.txn.as_mut()) {
+            let data_collections = txn
+                .collections
+                .iter()
+                .map(|c| match c.and_then(|oid| self.relations.get(&oid)) {
+                    Some(rel) => (
+                        Arc::from(format!("{}.{}", rel.schema.id.schema, rel.schema.id.table)),
+                        rel.table_order,
+                    ),
+                    None => (Arc::from(PG_MESSAGE_COLLECTION), 1),
+                })
+                .collect();
+            info.end = Some(Arc::new(TxnEnd {
+                event_count: txn.count,
+                data_collections,
+                lsn: Some(end_lsn.0),
+            }));
+        }
+        self.checkpoint = at;
+        out.push(ev);
     }
 
     fn row_event(
@@ -834,5 +895,67 @@ mod tests {
         run(&mut d, &[commit(100, 140)]);
         d.keepalive(Lsn(120));
         assert_eq!(d.checkpoint(), PgPosition::stream(Lsn(140), 0));
+    }
+
+    #[test]
+    fn the_last_event_of_a_transaction_carries_debeziums_end_counts() {
+        // GIVEN a transaction over two tables with a logical message
+        let mut d = decoder(PgPosition::stream(Lsn(0), 0));
+        let ins = |oid: u32, v: &str| msg(&[b"I", &oid.to_be_bytes(), b"N", &tuple(&[Some(v)])]);
+        let mut message = vec![b'M', 1];
+        message.extend_from_slice(&300u64.to_be_bytes());
+        message.extend_from_slice(b"pfx\0");
+        message.extend_from_slice(&2u32.to_be_bytes());
+        message.extend_from_slice(b"hi");
+        let mut out = Vec::new();
+        let feed = |d: &mut Decoder, m: &[u8], wal_start: u64, out: &mut Vec<ChangeEvent>| {
+            if let Some(r) = d.handle(m, Lsn(wal_start), out).unwrap() {
+                d.apply_relation(r);
+            }
+        };
+        feed(&mut d, &relation(7, &[("id", 23, 1)], b'd'), 0, &mut out);
+        let mut b = relation(8, &[("id", 23, 1)], b'd');
+        b[12] = b'u'; // table `public.u`
+        feed(&mut d, &b, 0, &mut out);
+        feed(&mut d, &begin(400, 5), 90, &mut out);
+        feed(&mut d, &ins(7, "1"), 100, &mut out);
+        feed(&mut d, &ins(8, "2"), 200, &mut out);
+        feed(&mut d, &message, 300, &mut out);
+        feed(&mut d, &ins(7, "3"), 350, &mut out);
+        // WHEN the commit has not arrived, THEN the latest event is held back and the resume
+        // point does not cover it
+        assert_eq!(out.len(), 3);
+        assert_eq!(d.checkpoint(), PgPosition::stream(Lsn(400), 3));
+        feed(&mut d, &commit(400, 480), 480, &mut out);
+        // WHEN it has, THEN the last event carries the counts and every event Debezium's ids
+        assert_eq!(out.len(), 4);
+        let txns: Vec<&TxnInfo> = out.iter().map(|e| e.txn.as_ref().unwrap()).collect();
+        assert_eq!(
+            txns.iter()
+                .map(|t| (t.order, t.table_order))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 1), (3, 1), (4, 2)]
+        );
+        assert!(txns[..3].iter().all(|t| t.end.is_none()));
+        assert_eq!(
+            txns[1].lsns,
+            Some(TxnLsns {
+                event: 200,
+                begin: 90
+            })
+        );
+        let end = txns[3].end.as_deref().unwrap();
+        assert_eq!(end.event_count, 4);
+        assert_eq!(end.lsn, Some(480));
+        let names: Vec<(&str, u64)> = end
+            .data_collections
+            .iter()
+            .map(|(n, c)| (&**n, *c))
+            .collect();
+        assert_eq!(
+            names,
+            [("public.t", 2), ("public.u", 1), (PG_MESSAGE_COLLECTION, 1)]
+        );
+        assert_eq!(d.checkpoint(), PgPosition::stream(Lsn(480), 0));
     }
 }

@@ -177,21 +177,6 @@ impl Encoder {
         out.push(b'}');
     }
 
-    fn write_transaction(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
-        match &event.txn {
-            Some(txn) => {
-                out.extend_from_slice(b"{\"id\":");
-                write_str(out, &txn.id);
-                out.extend_from_slice(b",\"total_order\":");
-                super::json::write_uint(out, txn.order);
-                out.extend_from_slice(b",\"data_collection_order\":");
-                super::json::write_uint(out, txn.table_order);
-                out.push(b'}');
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-
     /// The `source` block with Debezium's fields for the connector, in Debezium's order.
     fn write_source(&self, event: &ChangeEvent, out: &mut Vec<u8>) {
         let field = |name: &str| {
@@ -531,17 +516,13 @@ mod tests {
             Position::new("0/10:1"),
         );
         ev.commit_ts_us = 1_700_000_000_123_456;
-        ev.txn = Some(TxnInfo {
-            id: "42".into(),
-            order: 3,
-            table_order: 2,
-        });
+        ev.txn = Some(TxnInfo::new("42".into(), 3, 2));
         ev.source = SourceInfo {
             connector: "postgresql",
             snapshot: SnapshotMarker::False,
             fields: vec![("lsn", Value::Int(16))],
         };
-        let enc = Encoder::new("inv", Format::Debezium);
+        let enc = Encoder::new("inv", Format::Debezium).with_transaction_metadata(true);
         let mut key = Vec::new();
         assert!(enc.write_key(&ev, &mut key));
         assert_eq!(key, br#"{"id":7}"#);

@@ -23,6 +23,7 @@ mod json;
 pub mod modes;
 pub mod schema;
 mod time;
+mod transaction;
 pub mod value;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use modes::{
     BinaryMode, DecimalMode, HstoreMode, IntervalMode, ModeKeys, Modes, TimePrecisionMode,
 };
 pub use time::{civil_from_days, days_from_civil};
+pub use transaction::{java_hash_map_order, TxnMark, PG_MESSAGE_COLLECTION};
 pub use value::{write_typed, write_value};
 
 /// What a value the log did not carry is written as (Debezium's placeholder).
@@ -58,6 +60,7 @@ pub struct Encoder {
     format: Format,
     schemas: bool,
     modes: Modes,
+    transaction_metadata: bool,
 }
 
 impl Encoder {
@@ -68,6 +71,7 @@ impl Encoder {
             format,
             schemas: false,
             modes: Modes::default(),
+            transaction_metadata: false,
         }
     }
 

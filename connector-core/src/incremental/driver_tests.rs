@@ -10,6 +10,8 @@ use crate::event::Column;
 const FILTER_EVEN: &str = "id % 2 = 0";
 const FILTER_BAD: &str = "no_such_column = 1";
 
+// A test's script of entries: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Change(ChangeEvent),
     Mark(Watermark),

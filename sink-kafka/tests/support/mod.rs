@@ -253,11 +253,11 @@ pub fn event(
         Position::new(pos.to_string()),
     );
     ev.commit_ts_us = 1_700_000_000_000_000 + pos as i64;
-    ev.txn = Some(TxnInfo {
-        id: format!("tx{}", pos / 10).into(),
-        order: pos % 10 + 1,
-        table_order: pos % 10 + 1,
-    });
+    ev.txn = Some(TxnInfo::new(
+        format!("tx{}", pos / 10).into(),
+        pos % 10 + 1,
+        pos % 10 + 1,
+    ));
     ev
 }
 

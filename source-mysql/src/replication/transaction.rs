@@ -909,11 +909,7 @@ impl Decoder {
             before,
             after,
             commit_ts_us: txn.ts_us,
-            txn: Some(TxnInfo {
-                id: Arc::clone(&txn.id),
-                order: txn.order,
-                table_order,
-            }),
+            txn: Some(TxnInfo::new(Arc::clone(&txn.id), txn.order, table_order)),
             position,
             source: SourceInfo {
                 connector: "mysql",
