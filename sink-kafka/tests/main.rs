@@ -10,3 +10,4 @@ mod pipeline;
 mod produce;
 mod review;
 mod support;
+mod transaction_metadata;

@@ -15,4 +15,5 @@ mod outage;
 mod outage_logs;
 mod outside_connector;
 mod postgres;
+mod transaction_metadata;
 mod transforms;
