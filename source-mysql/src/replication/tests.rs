@@ -340,3 +340,41 @@ fn statement_logged_changes_to_captured_tables_are_errors() {
         );
     }
 }
+
+#[test]
+fn the_last_event_of_a_transaction_carries_debeziums_end_counts() {
+    // GIVEN a transaction of two row events (the same rows event twice)
+    let mut reader = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    let mut events = mysql8_transaction(&mut reader);
+    let xid = events.pop().unwrap();
+    let rows = events.pop().unwrap();
+    let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    let mut d = decoder(&BinlogPosition::new(
+        "binlog.000001",
+        157,
+        Some(format!("{uuid}:1-6")),
+    ));
+    let mut out = Vec::new();
+    for e in events.iter().chain([&rows, &rows]) {
+        d.process(e, &mut out).unwrap();
+    }
+    // WHEN the commit has not arrived, THEN the latest event is held back and the resume point
+    // does not cover it
+    assert_eq!(out.len(), 1);
+    assert_eq!(d.resume_point().row, 1);
+    assert!(out[0].txn.as_ref().unwrap().end.is_none());
+    // WHEN it has, THEN the last event carries the counts of the END record
+    d.process(&xid, &mut out).unwrap();
+    assert_eq!(out.len(), 2);
+    let txn = out[1].txn.as_ref().unwrap();
+    assert_eq!((txn.order, txn.table_order), (2, 2));
+    let end = txn.end.as_deref().unwrap();
+    assert_eq!(end.event_count, 2);
+    let table = &out[0].table.as_ref().unwrap().id;
+    assert_eq!(
+        end.data_collections,
+        vec![(format!("{}.{}", table.database, table.table).into(), 2)]
+    );
+    assert_eq!(&*txn.id, format!("{uuid}:7"), "Debezium's id: the GTID");
+    assert_eq!(d.resume_point().row, 0);
+}

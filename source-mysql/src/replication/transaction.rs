@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use connector_core::{
     ChangeEvent, Error, ErrorKind, LogicalMessage, Op, Position, Result, SnapshotMarker,
-    SourceInfo, TableSchema, TxnInfo, Value,
+    SourceInfo, TableSchema, TxnEnd, TxnInfo, Value,
 };
 use mysql_async::binlog::events::Event;
 use tracing::{debug, warn};
@@ -41,6 +41,9 @@ pub(super) struct Txn {
     order: u64,
     skip: u64,
     table_orders: Vec<(usize, u64)>,
+    /// The data collections of its events (`db.table`) in the order first seen, aligned with
+    /// `table_orders`: the END counts of transaction metadata.
+    collections: Vec<Arc<str>>,
     /// `file=F;pos=P` of this transaction, for event positions.
     pos_prefix: String,
     /// `;gtids=G` (or empty), for event positions.
@@ -108,6 +111,11 @@ pub struct Decoder {
     /// Tables whose tracked definition was found to disagree with the binlog's metadata (warned
     /// once each).
     pub(super) disagreed: HashSet<(String, String)>,
+    /// The open transaction's latest event, held back until the next event or the commit shows
+    /// whether it is the transaction's last (which then carries the END counts).
+    held_back: Option<ChangeEvent>,
+    /// The last event of a transaction that ended, to hand on before anything else.
+    finished: Option<ChangeEvent>,
 }
 
 impl Decoder {
@@ -154,6 +162,8 @@ impl Decoder {
             start: from.clone(),
             history: Vec::new(),
             disagreed: HashSet::new(),
+            held_back: None,
+            finished: None,
         })
     }
 
@@ -349,6 +359,9 @@ impl Decoder {
             _ if RowsEvent::kind_of(t).is_some() => self.on_rows(t, data, out)?,
             _ => {}
         }
+        if let Some(last) = self.finished.take() {
+            out.push(last);
+        }
         Ok(())
     }
 
@@ -415,6 +428,7 @@ impl Decoder {
             order: 0,
             skip,
             table_orders: Vec::new(),
+            collections: Vec::new(),
             hold: None,
         });
         Ok(())
@@ -616,6 +630,22 @@ impl Decoder {
     }
 
     fn commit(&mut self) {
+        if let Some(mut last) = self.held_back.take() {
+            if let (Some(txn), Some(info)) = (&self.txn, last.txn.as_mut()) {
+                let data_collections = txn
+                    .collections
+                    .iter()
+                    .zip(&txn.table_orders)
+                    .map(|(name, (_, n))| (Arc::clone(name), *n))
+                    .collect();
+                info.end = Some(Arc::new(TxnEnd {
+                    event_count: txn.order,
+                    data_collections,
+                    lsn: None,
+                }));
+            }
+            self.finished = Some(last);
+        }
         if let Some(txn) = self.txn.take() {
             // Before the delivery point of a stream started without a GTID set (MySQL), keep
             // none rather than a partial one.
@@ -880,13 +910,16 @@ impl Decoder {
             }
             None => {
                 txn.table_orders.push((key, 1));
+                txn.collections.push(table.as_ref().map_or_else(
+                    || Arc::from(""),
+                    |t| Arc::from(format!("{}.{}", t.id.database, t.id.table)),
+                ));
                 1
             }
         };
         if txn.order <= txn.skip {
             return; // delivered before the restart
         }
-        txn.delivered = Some(txn.order);
         // The event's position: its transaction's start and its order in it (a valid resume
         // point: a restart from it skips the events up to and including this one).
         let mut buf = std::mem::take(&mut self.pos_buf);
@@ -929,6 +962,13 @@ impl Decoder {
             },
             message,
         };
-        out.push(ev);
+        if let Some(last) = self.finished.take() {
+            out.push(last);
+        }
+        // Hand on the event held back (the resume point follows it) and hold back this one.
+        if let Some(prev) = self.held_back.replace(ev) {
+            txn.delivered = prev.txn.as_ref().map(|t| t.order);
+            out.push(prev);
+        }
     }
 }
