@@ -153,3 +153,96 @@ async fn a_multi_table_transaction_is_framed_by_begin_and_end_with_debeziums_cou
     );
     db.drop(&name).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_transaction_is_framed_by_begin_and_end_lines_with_its_gtid() {
+    use crate::common::read_jsonl;
+    use mysql_async::prelude::Queryable as _;
+    let url = std::env::var("CDC_TEST_MYSQL_URL")
+        .expect("CDC_TEST_MYSQL_URL is not set: run `eval \"$(scripts/services.sh up)\"` first");
+    // GIVEN two tables with a row, and a pipeline with transaction metadata into a file
+    let db = format!("e2e_txnmeta_{}", std::process::id());
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE TABLE {db}.a (id INT PRIMARY KEY, v TEXT)"),
+        format!("CREATE TABLE {db}.b (id INT PRIMARY KEY, v TEXT)"),
+        format!("INSERT INTO {db}.a VALUES (0, 'snapshot')"),
+    ] {
+        conn.query_drop(&sql).await.unwrap();
+    }
+    let w = Workdir::new();
+    let config = w.write(
+        "my.yaml",
+        &format!(
+            "name: {db}\n\
+             source: {{ type: mysql, url: '{url}', tables: [{db}.a, {db}.b], schema_history_path: '{{dir}}/history' }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl', transaction_metadata: true }}\n\
+             offsets: {{ type: file, path: '{{dir}}/offsets' }}\n"
+        ),
+    );
+    let out = w.path("out.jsonl");
+    let mut child = spawn_run(&config, Stdio::null());
+    // (the snapshot's row: streaming starts after it)
+    assert!(
+        wait_until(TIMEOUT, || !read_jsonl(&out).is_empty()),
+        "no snapshot\n{}",
+        run_log(&config)
+    );
+    // WHEN a transaction writes both tables
+    conn.query_drop(format!(
+        "BEGIN; INSERT INTO {db}.a VALUES (1, 'x'); INSERT INTO {db}.b VALUES (1, 'y'); \
+         INSERT INTO {db}.a VALUES (2, 'z'); COMMIT"
+    ))
+    .await
+    .unwrap();
+    assert!(
+        wait_until(TIMEOUT, || read_jsonl(&out).len() >= 6),
+        "the transaction did not arrive\n{}",
+        run_log(&config)
+    );
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("cdc exits");
+    assert!(status.success(), "{}", run_log(&config));
+    // THEN BEGIN, the three events with their blocks, END with the counts, keyed by the GTID
+    let lines = read_jsonl(&out);
+    let streamed = &lines[1..];
+    assert_eq!(streamed.len(), 5, "{streamed:?}");
+    let gtid = streamed[1]["value"]["source"]["gtid"].clone();
+    assert!(gtid.is_string(), "{gtid}");
+    assert_eq!(streamed[0]["value"]["status"], "BEGIN");
+    assert_eq!(streamed[0]["key"]["id"], gtid);
+    let blocks: Vec<Value> = streamed[1..4]
+        .iter()
+        .map(|l| l["value"]["transaction"].clone())
+        .collect();
+    assert_eq!(
+        blocks,
+        [(1, 1), (2, 1), (3, 2)]
+            .map(|(t, d)| json!({"id": gtid, "total_order": t, "data_collection_order": d}))
+    );
+    let end = &streamed[4]["value"];
+    assert_eq!(end["status"], "END");
+    assert_eq!(end["id"], gtid);
+    assert_eq!(end["event_count"], 3);
+    let mut collections: Vec<(String, u64)> = end["data_collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["data_collection"].as_str().unwrap().to_string(),
+                c["event_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    collections.sort();
+    assert_eq!(
+        collections,
+        [(format!("{db}.a"), 2), (format!("{db}.b"), 1)]
+    );
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+}
