@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use connector_core::incremental::IncrementalSettings;
 use connector_core::{ConfigSection, ConnectorType, Error, Result, Secret};
 use serde::Deserialize;
 
@@ -158,6 +159,21 @@ pub struct PostgresConfig {
     /// Timeout for establishing a connection, in milliseconds. Default 10000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Debezium's signalling table, `schema.table` with the columns `id varchar primary key,
+    /// type varchar, data text`: a row inserted there is a signal (`execute-snapshot`,
+    /// `stop-snapshot`, `pause-snapshot`, `resume-snapshot`). It is added to the publication
+    /// (it need not be in `tables`) and its rows are never emitted. Needs PostgreSQL 14+.
+    #[serde(default)]
+    pub signal_table: Option<String>,
+    /// A Kafka topic of Debezium signal records: not supported by this source yet.
+    #[serde(default)]
+    pub signal_topic: Option<String>,
+    /// Rows per incremental snapshot chunk. Default 1024 (Debezium's).
+    #[serde(default = "connector_core::incremental::settings::default_snapshot_chunk_size")]
+    pub snapshot_chunk_size: usize,
+    /// Snapshot incrementally, on start, tables of `tables` not captured before. Default true.
+    #[serde(default = "connector_core::incremental::settings::default_snapshot_new_tables")]
+    pub snapshot_new_tables: bool,
 }
 
 fn default_snapshot_parallelism() -> usize {
@@ -311,6 +327,16 @@ impl PostgresConfig {
         section.extract()
     }
 
+    /// The shared incremental snapshot keys.
+    pub fn incremental(&self) -> IncrementalSettings {
+        IncrementalSettings {
+            signal_table: self.signal_table.clone(),
+            signal_topic: self.signal_topic.clone(),
+            snapshot_chunk_size: self.snapshot_chunk_size,
+            snapshot_new_tables: self.snapshot_new_tables,
+        }
+    }
+
     /// Check values and resolve connection parameters and names. Errors name the key.
     pub fn validate(self, pipeline: &str) -> Result<Settings> {
         let key = |k: &str| format!("key `source.{k}`");
@@ -382,6 +408,15 @@ impl PostgresConfig {
                     key("slot")
                 )));
             }
+        }
+
+        self.incremental().validate("source")?;
+        if self.signal_topic.is_some() {
+            return Err(Error::config(format!(
+                "{}: a Kafka signal channel is not supported by the PostgreSQL source yet; use \
+                 `source.signal_table`",
+                key("signal_topic")
+            )));
         }
 
         let (mut host, mut port, mut user, mut password, mut database) =

@@ -18,6 +18,7 @@
 //! - [`source`]: the [`Source`](connector_core::Source) implementation: start, snapshot, stream,
 //!   commit.
 //! - [`snapshot`]: the parallel, chunked initial snapshot under one exported snapshot.
+//! - [`incremental`]: signalled, chunked incremental snapshots while streaming (DBLog).
 //! - [`replication`]: the stream task (read, decode, batch) and the feedback task.
 //! - [`decode`]: pgoutput messages into events; [`types`]: value texts into typed values.
 //! - [`protocol`]: the replication transport; [`tls`]: TLS; [`catalog`]: the control connection.
@@ -62,6 +63,7 @@ pub mod decode;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod incremental;
 pub mod position;
 pub mod protocol;
 pub mod replication;

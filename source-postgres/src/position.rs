@@ -68,9 +68,14 @@ impl PgPosition {
         PgPosition::Stream { lsn, index }
     }
 
-    /// Parse a stored position; errors say the position is not this source's.
+    /// Parse a stored position; errors say the position is not this source's. The progress of
+    /// an incremental snapshot that rides behind the stream position
+    /// ([`connector_core::incremental::progress::compose`]) is ignored here.
     pub fn parse(p: &Position) -> Result<Self, Error> {
         let s = p.as_str();
+        let s = s
+            .split_once(connector_core::incremental::progress::PROGRESS_SEPARATOR)
+            .map_or(s, |(stream, _)| stream);
         let bad = || {
             Error::new(
                 ErrorKind::Data,
@@ -154,6 +159,8 @@ mod tests {
         }
         assert_eq!(c.to_string(), "0/64:1");
         assert_eq!(snap.to_string(), "snapshot:0/1F4");
+        let composed = Position::new(format!("{c}#incremental={{\"id\":\"x\"}}"));
+        assert_eq!(PgPosition::parse(&composed).unwrap(), c);
         let e = PgPosition::parse(&Position::new("41")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Data);
     }

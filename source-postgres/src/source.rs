@@ -19,6 +19,7 @@ use crate::catalog::{self, quote_ident, TableInfo, TableSelector};
 use crate::config::{PostgresConfig, Settings, SnapshotMode};
 use crate::decode::Decoder;
 use crate::error::pg_error;
+use crate::incremental::{self, Incremental};
 use crate::position::{Lsn, PgPosition};
 use crate::protocol::ReplConnection;
 use crate::replication::{self, Chunk, StreamHandle, StreamSetup, Tasks};
@@ -63,6 +64,10 @@ pub struct PostgresSource {
     first_sent: bool,
     stash: Option<Chunk>,
     pending_error: Option<Error>,
+    /// The signalling table, resolved at start.
+    signal_table: Option<TableInfo>,
+    /// Incremental snapshots, when a signalling table is configured.
+    incremental: Option<Incremental>,
 }
 
 impl PostgresSource {
@@ -87,6 +92,8 @@ impl PostgresSource {
             first_sent: false,
             stash: None,
             pending_error: None,
+            signal_table: None,
+            incremental: None,
         })
     }
 
@@ -308,13 +315,20 @@ impl PostgresSource {
         let (reader, writer) = conn.start_replication(&sql).await?;
         let status_interval = self.status_interval(&client).await;
         let database: Arc<str> = self.settings.conn.database.as_str().into();
+        // The signalling table is decoded like a captured table; its rows are taken out (and
+        // carried out) by the incremental snapshot before the batch is returned.
+        let decoded: Vec<TableInfo> = self
+            .tables
+            .iter()
+            .chain(self.signal_table.as_ref())
+            .cloned()
+            .collect();
         let selector = TableSelector::new(
             &self.settings.config.tables,
-            &self.tables,
+            &decoded,
             self.settings.config.publication_all_tables,
         );
-        let catalog: HashMap<u32, TableInfo> =
-            self.tables.iter().map(|t| (t.oid, t.clone())).collect();
+        let catalog: HashMap<u32, TableInfo> = decoded.into_iter().map(|t| (t.oid, t)).collect();
         let decoder = Decoder::new(database, selector, self.types.clone(), catalog, from);
         info!(slot = %slot, from = %from, status_interval_ms = status_interval.as_millis() as u64,
             "streaming changes");
@@ -421,6 +435,10 @@ impl PostgresSource {
     }
 
     async fn stream_batch(&mut self) -> Result<Option<Batch>> {
+        if let Some(inc) = self.incremental.as_mut() {
+            // The source has room: read the next chunk unless a window is outstanding.
+            inc.step().await?;
+        }
         let Phase::Streaming(h) = &mut self.phase else {
             return Err(Error::internal("not streaming"));
         };
@@ -464,10 +482,60 @@ impl PostgresSource {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        Ok(Some(Batch::new(
-            events,
-            checkpoint.map(PgPosition::to_position),
-        )))
+        match self.incremental.as_mut() {
+            Some(inc) => {
+                let events = inc.process(events);
+                Ok(Some(Batch::new(events, checkpoint.map(|c| inc.compose(c)))))
+            }
+            None => {
+                if events.iter().any(incremental::is_watermark) {
+                    events.retain(|e| !incremental::is_watermark(e));
+                }
+                Ok(Some(Batch::new(
+                    events,
+                    checkpoint.map(PgPosition::to_position),
+                )))
+            }
+        }
+    }
+
+    /// Resolve the signalling table (adding it to the publication) and set up the incremental
+    /// snapshot, resuming the progress stored with `resume`.
+    async fn prepare_incremental(&mut self, resume: Option<&Position>) -> Result<()> {
+        self.signal_table = None;
+        self.incremental = None;
+        let settings = self.settings.config.incremental();
+        let Some((schema, table)) = settings.signal_table_parts("source")? else {
+            return Ok(());
+        };
+        let client = self.client()?;
+        let info = incremental::prepare_signal_table(
+            &client,
+            schema,
+            table,
+            &self.settings.publication,
+            self.server_version,
+        )
+        .await?;
+        let oids: Vec<u32> = info.columns.iter().map(|c| c.type_oid).collect();
+        catalog::load_types(&client, &mut self.types, &oids).await?;
+        let progress = match resume {
+            Some(p) => connector_core::incremental::progress::decompose(p.as_str())?.1,
+            None => None,
+        };
+        self.incremental = Some(Incremental::new(
+            self.settings.conn.database.as_str().into(),
+            &self.tables,
+            &self.types,
+            Some(&info),
+            settings.snapshot_chunk_size,
+            progress,
+            self.settings.conn.clone(),
+            self.tls.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        self.signal_table = Some(info);
+        Ok(())
     }
 }
 
@@ -480,6 +548,7 @@ impl Source for PostgresSource {
         self.stash = None;
         self.pending_error = None;
         self.background = Tasks::default();
+        let stored = resume.clone();
         let resume = resume.as_ref().map(PgPosition::parse).transpose()?;
         let conn = &self.settings.conn;
         let client = Arc::new(catalog::connect(conn, self.tls.as_ref(), "cdc").await?);
@@ -569,6 +638,7 @@ impl Source for PostgresSource {
                 Arc::clone(&self.metrics),
             )));
         }
+        self.prepare_incremental(stored.as_ref()).await?;
         match (resume, slot) {
             (None, slot) if mode == SnapshotMode::Never => {
                 let at = match slot {

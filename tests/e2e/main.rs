@@ -9,6 +9,7 @@ mod compat;
 mod containers;
 mod crash_resume;
 mod http;
+mod incremental;
 mod kafka;
 mod mysql;
 mod outage;

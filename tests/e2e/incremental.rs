@@ -1,0 +1,319 @@
+//! Incremental snapshots of PostgreSQL tables, signalled through the signalling table while the
+//! pipeline streams, against the real server (and broker): DBLog dedupe under a concurrent load,
+//! resuming after `kill -9` at the next chunk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::{read_jsonl, run_log, signal, spawn_run, wait_timeout, wait_until, Workdir};
+use crate::kafka::{brokers, read_topic};
+use crate::postgres::{connect, Db};
+
+/// The signalling table, with Debezium's columns.
+const SIGNAL_TABLE: &str =
+    "CREATE TABLE cdc_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data text)";
+
+/// A row of the test table as the topic or the table holds it: `(v, note)`.
+type Row = (i64, Option<String>);
+
+/// Replay change records (key id, envelope): last event per key, deletes removing.
+fn replay<'a>(
+    records: impl IntoIterator<Item = (i64, Option<&'a serde_json::Value>)>,
+) -> BTreeMap<i64, Row> {
+    let mut state = BTreeMap::new();
+    for (id, value) in records {
+        match value {
+            None => {
+                state.remove(&id);
+            }
+            Some(v) if v["op"] == "d" => {
+                state.remove(&id);
+            }
+            Some(v) => {
+                let after = &v["after"];
+                state.insert(
+                    id,
+                    (
+                        after["v"].as_i64().expect("after.v"),
+                        after["note"].as_str().map(str::to_string),
+                    ),
+                );
+            }
+        }
+    }
+    state
+}
+
+async fn table_state(client: &tokio_postgres::Client) -> BTreeMap<i64, Row> {
+    client
+        .query("SELECT id, v, note FROM items", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                i64::from(r.get::<_, i32>(0)),
+                (i64::from(r.get::<_, i32>(1)), r.get(2)),
+            )
+        })
+        .collect()
+}
+
+async fn slot_active(client: &tokio_postgres::Client, slot: &str) -> bool {
+    client
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn wait_streaming(db: &Db, slot: &str, config: &std::path::Path) {
+    let mut active = false;
+    for _ in 0..1500 {
+        if slot_active(&db.client, slot).await {
+            active = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(active, "the pipeline is not streaming\n{}", run_log(config));
+}
+
+fn finished(config: &std::path::Path, n: usize) -> bool {
+    run_log(config)
+        .matches("incremental snapshot finished")
+        .count()
+        >= n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signalled_snapshot_under_updates_and_deletes_replays_to_the_table() {
+    const ROWS: i64 = 3_000;
+    let brokers = brokers();
+    // GIVEN a table with rows, a signalling table (not in `tables:`), and a pipeline streaming
+    // into Kafka without an initial snapshot
+    let db = Db::new("pginc").await;
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
+             INSERT INTO items SELECT g, 0, 'initial ' || g FROM generate_series(1, {ROWS}) g;
+             {SIGNAL_TABLE};"
+        ))
+        .await
+        .unwrap();
+    let name = db.name.clone();
+    let topic = format!("{name}.public.items");
+    let w = Workdir::new();
+    let config = w.write(
+        "pg.yaml",
+        &format!(
+            "name: {name}\n\
+             source: {{ type: postgres, url: '{}', tables: [public.items], slot: {name}, \
+               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: 50 }}\n\
+             sink: {{ type: kafka, brokers: '{brokers}', headers: false, create_topics: {{ partitions: 3 }} }}\n\
+             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+             pipeline: {{ offset_flush_interval_ms: 100 }}\n",
+            db.url()
+        ),
+    );
+    let mut child = spawn_run(&config, Stdio::null());
+    wait_streaming(&db, &name, &config).await;
+
+    // WHEN a load updates and deletes rows while a signal asks for a snapshot of the table
+    let load_client = connect(&db.url()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_load = std::sync::Arc::clone(&stop);
+    let load = tokio::spawn(async move {
+        let mut touched = BTreeSet::new();
+        let mut i: i64 = 0;
+        while !stop_load.load(std::sync::atomic::Ordering::Relaxed) || i < 300 {
+            let id = (i * 7919) % ROWS + 1;
+            let sql = if i % 5 == 4 {
+                "DELETE FROM items WHERE id = $1"
+            } else {
+                "UPDATE items SET v = v + 1, note = 'load' WHERE id = $1"
+            };
+            load_client.execute(sql, &[&(id as i32)]).await.unwrap();
+            touched.insert(id);
+            i += 1;
+        }
+        touched
+    });
+    db.client
+        .batch_execute(
+            "INSERT INTO cdc_signal VALUES ('snap-1', 'execute-snapshot', \
+             '{\"data-collections\": [\"public.items\"], \"type\": \"incremental\"}')",
+        )
+        .await
+        .unwrap();
+    // THEN the snapshot finishes while streaming goes on
+    assert!(
+        wait_until(Duration::from_secs(120), || finished(&config, 1)),
+        "the incremental snapshot did not finish\n{}",
+        run_log(&config)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let touched = load.await.unwrap();
+
+    // AND replaying the topic (last event per key, deletes removing) gives the table
+    let expected = table_state(&db.client).await;
+    let mut records = Vec::new();
+    let complete = wait_until(Duration::from_secs(90), || {
+        records = read_topic(&brokers, &topic);
+        let state = replay(records.iter().filter_map(|r| {
+            let id = r.key.as_ref()?["id"].as_i64()?;
+            Some((id, r.value.as_ref()))
+        }));
+        state == expected
+    });
+    assert!(
+        complete,
+        "the topic does not replay to the table\n{}",
+        run_log(&config)
+    );
+    // AND every row the load did not touch has an `r` event marked incremental
+    let reads: BTreeSet<i64> = records
+        .iter()
+        .filter_map(|r| {
+            let v = r.value.as_ref()?;
+            (v["op"] == "r").then_some(())?;
+            assert_eq!(v["source"]["snapshot"], "incremental", "{v}");
+            v["after"]["id"].as_i64()
+        })
+        .collect();
+    let missing: Vec<i64> = (1..=ROWS)
+        .filter(|id| !touched.contains(id) && !reads.contains(id))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "untouched rows without an r event: {missing:?}"
+    );
+    // AND the signalling table's rows and the watermarks were never emitted
+    assert!(read_topic(&brokers, &format!("{name}.public.cdc_signal")).is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|r| r.value.as_ref().is_none_or(|v| v["op"] != "m")),
+        "a watermark was emitted"
+    );
+
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&name).await;
+}
+
+/// The progress stored with the position in a file offset store, if a snapshot runs.
+fn stored_progress(w: &Workdir) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(w.path("pg.offsets")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let position = v["position"].as_str()?;
+    let (_, progress) = position.split_once("#incremental=")?;
+    serde_json::from_str(progress).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
+    const ROWS: i64 = 20_000;
+    // GIVEN a pipeline streaming a table of rows into a file, with small chunks
+    let db = Db::new("pgincres").await;
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
+             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, {ROWS}) g;
+             {SIGNAL_TABLE};"
+        ))
+        .await
+        .unwrap();
+    let name = db.name.clone();
+    let w = Workdir::new();
+    let config = w.write(
+        "pg.yaml",
+        &format!(
+            "name: {name}\n\
+             source: {{ type: postgres, url: '{}', tables: [public.items], slot: {name}, \
+               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: 100 }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
+             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+             pipeline: {{ offset_flush_interval_ms: 100 }}\n",
+            db.url()
+        ),
+    );
+    let out = w.path("out.jsonl");
+    let mut child = spawn_run(&config, Stdio::null());
+    wait_streaming(&db, &name, &config).await;
+
+    // WHEN a snapshot is signalled, and the pipeline is killed with SIGKILL after some chunks
+    db.client
+        .batch_execute(
+            "INSERT INTO cdc_signal VALUES ('snap-resume', 'execute-snapshot', \
+             '{\"data-collections\": [\"public.items\"]}')",
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || stored_progress(&w)
+            .and_then(|p| p["chunks"].as_u64())
+            .is_some_and(|c| c >= 20)),
+        "no snapshot progress was stored\n{}",
+        run_log(&config)
+    );
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    let reads_before = read_jsonl(&out)
+        .iter()
+        .filter(|l| l["value"]["op"] == "r")
+        .count();
+    assert!(
+        reads_before < ROWS as usize,
+        "the snapshot finished before the kill"
+    );
+    // AND restarted
+    let mut child = spawn_run(&config, Stdio::null());
+
+    // THEN the snapshot resumes at its next chunk and finishes
+    assert!(
+        wait_until(Duration::from_secs(120), || finished(&config, 1)),
+        "the resumed snapshot did not finish\n{}",
+        run_log(&config)
+    );
+    let log = run_log(&config);
+    assert!(
+        log.contains("resuming the incremental snapshot at its next chunk"),
+        "{log}"
+    );
+    // AND every row has an `r` event, with at most 1.3x the table's rows in all
+    let mut reads: BTreeMap<i64, usize> = BTreeMap::new();
+    let all = wait_until(Duration::from_secs(30), || {
+        reads.clear();
+        for l in read_jsonl(&out) {
+            if l["value"]["op"] == "r" {
+                let id = l["value"]["after"]["id"].as_i64().expect("after.id");
+                *reads.entry(id).or_default() += 1;
+            }
+        }
+        reads.len() == ROWS as usize
+    });
+    assert!(
+        all,
+        "rows without an r event: {}",
+        ROWS as usize - reads.len()
+    );
+    let total: usize = reads.values().sum();
+    assert!(
+        total as f64 <= 1.3 * ROWS as f64,
+        "{total} r events for {ROWS} rows: the snapshot started over"
+    );
+    // AND the stored position carries no progress once it is done
+    assert!(wait_until(Duration::from_secs(10), || stored_progress(&w).is_none()));
+
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&name).await;
+}
