@@ -519,14 +519,15 @@ pub async fn prepare_signal_table(
             ),
         ));
     }
-    let mut found = catalog::resolve_tables(client, &[name.clone()], false, server_version)
-        .await
-        .map_err(|e| {
-            Error::new(e.kind(), format!("{key}: {}", e.message())).with_hint(format!(
-                "create it: CREATE TABLE {name} (id varchar(64) PRIMARY KEY, type varchar(32) \
+    let mut found =
+        catalog::resolve_tables(client, std::slice::from_ref(&name), false, server_version)
+            .await
+            .map_err(|e| {
+                Error::new(e.kind(), format!("{key}: {}", e.message())).with_hint(format!(
+                    "create it: CREATE TABLE {name} (id varchar(64) PRIMARY KEY, type varchar(32) \
                  NOT NULL, data text)"
-            ))
-        })?;
+                ))
+            })?;
     let info = found
         .pop()
         .ok_or_else(|| Error::new(ErrorKind::Precondition, format!("{key}: {name} not found")))?;
