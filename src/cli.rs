@@ -1,4 +1,4 @@
-//! The `cdc` command line: `run`, `check` and `offsets`.
+//! The `cdc` command line: `run`, `check`, `offsets`, `slot` and `snapshot`.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,22 @@ pub enum Command {
         /// What to do with the slot.
         #[command(subcommand)]
         action: SlotAction,
+    },
+    /// Ask the running pipeline for an incremental snapshot of tables (an `execute-snapshot`
+    /// signal written into `source.signal_table`), or show the progress of the running one.
+    Snapshot {
+        /// The pipeline's YAML file.
+        #[arg(short, long, env = "CDC_CONFIG")]
+        config: PathBuf,
+        /// A captured table to snapshot (`schema.table`, or a pattern); repeat for more.
+        #[arg(long = "table", required_unless_present = "status")]
+        tables: Vec<String>,
+        /// An SQL condition: only rows matching it are read (`additional-conditions`).
+        #[arg(long, conflicts_with = "status")]
+        filter: Option<String>,
+        /// Show the running snapshot's progress (from the pipeline's `/metrics`).
+        #[arg(long, conflicts_with = "tables")]
+        status: bool,
     },
 }
 
@@ -170,6 +186,12 @@ pub async fn execute(command: Command, registry: Registry) -> u8 {
         Command::Check { config } => check(&config, registry).await,
         Command::Offsets { action } => offsets(action, registry).await,
         Command::Slot { action } => slot(action).await,
+        Command::Snapshot {
+            config,
+            tables,
+            filter,
+            status,
+        } => snapshot(&config, &tables, filter.as_deref(), status).await,
     };
     match result {
         Ok(code) => code,
@@ -496,4 +518,103 @@ async fn slot(action: SlotAction) -> Result<u8, Error> {
             Ok(0)
         }
     }
+}
+
+async fn snapshot(
+    path: &Path,
+    tables: &[String],
+    filter: Option<&str>,
+    status: bool,
+) -> Result<u8, Error> {
+    let config = load(path)?;
+    if status {
+        return snapshot_status(&config).await;
+    }
+    if config.source.kind() != "postgres" {
+        return Err(Error::config(format!(
+            "`cdc snapshot` signals PostgreSQL pipelines; this pipeline's source is {:?} \
+             (not wired for incremental snapshots yet)",
+            config.source.kind()
+        )));
+    }
+    let id =
+        source_postgres::admin::execute_snapshot_signal(&config.source, tables, filter).await?;
+    println!(
+        "signal {id} recorded: execute-snapshot of {}; the running pipeline takes it from its \
+         stream (`cdc snapshot --status` shows the progress)",
+        tables.join(", ")
+    );
+    Ok(0)
+}
+
+/// The incremental snapshot metrics of the running pipeline, from its `/metrics`.
+async fn snapshot_status(config: &Config) -> Result<u8, Error> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if !config.http.enabled {
+        return Err(Error::config(
+            "key `http.enabled` is false: the pipeline publishes no status to read",
+        ));
+    }
+    let address = config.http.address.replacen("0.0.0.0:", "127.0.0.1:", 1);
+    let unreachable = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Connection,
+            format!("cannot read http://{address}/metrics: is the pipeline running?"),
+        )
+        .with_source(e)
+    };
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .map_err(unreachable)?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(unreachable)?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .await
+        .map_err(unreachable)?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let value = |name: &str| -> Option<(String, f64)> {
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| {
+                let v: f64 = l.rsplit(' ').next()?.parse().ok()?;
+                let table = l
+                    .split_once("table=\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(t, _)| t.to_string())
+                    .unwrap_or_default();
+                Some((table, v))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let get = |name: &str| value(name).map_or(0.0, |(_, v)| v);
+    let tables_left = get("cdc_incremental_snapshot_tables_left");
+    let errors = get("cdc_incremental_snapshot_signal_errors");
+    if tables_left == 0.0 {
+        println!("no incremental snapshot is running");
+    } else {
+        let estimated = value("cdc_incremental_snapshot_rows_estimated");
+        println!("incremental snapshot running");
+        if let Some((table, _)) = estimated.as_ref().filter(|(t, _)| !t.is_empty()) {
+            println!("  table:          {table}");
+        }
+        println!("  tables left:    {tables_left}");
+        println!(
+            "  chunks done:    {}",
+            get("cdc_incremental_snapshot_chunks")
+        );
+        println!("  rows emitted:   {}", get("cdc_incremental_snapshot_rows"));
+        if let Some((_, n)) = estimated {
+            println!("  rows estimated: {n}");
+        }
+    }
+    println!("  rejected signals: {errors} (the pipeline's log names each one and why)");
+    Ok(0)
 }

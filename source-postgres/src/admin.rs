@@ -94,3 +94,94 @@ pub async fn drop_slot(section: &ConfigSection) -> Result<(String, bool)> {
         .map_err(|e| pg_error(e, format!("dropping replication slot {}", settings.slot)))?;
     Ok((settings.slot, true))
 }
+
+/// Record an `execute-snapshot` signal for `tables` (names as in `tables:`, `schema.table`) in
+/// the pipeline's signalling table, each with `filter` as its `additional-conditions` when
+/// given, for `cdc snapshot`. The tables are checked against the configuration (and the filter
+/// against each table) first; nothing is written when one fails. Returns the signal id once the
+/// row is committed.
+pub async fn execute_snapshot_signal(
+    section: &ConfigSection,
+    tables: &[String],
+    filter: Option<&str>,
+) -> Result<String> {
+    use connector_core::incremental::signal::{self, EXECUTE_SNAPSHOT};
+
+    let (settings, client) = settings_and_client(section).await?;
+    let incremental = settings.config.incremental();
+    let Some((schema, table)) = incremental.signal_table_parts("source")? else {
+        return Err(Error::config(
+            "key `source.signal_table`: not set, so this pipeline takes no signals",
+        )
+        .with_hint(
+            "add `signal_table: <schema>.<table>` (Debezium's columns `id`, `type`, `data`) \
+             to the source and restart the pipeline",
+        ));
+    };
+    if tables.is_empty() {
+        return Err(Error::config("give at least one --table"));
+    }
+    let version = catalog::server_version(&client).await?;
+    let cfg = &settings.config;
+    let resolved =
+        catalog::resolve_tables(&client, &cfg.tables, cfg.publication_all_tables, version).await?;
+    let database = settings.conn.database.as_str();
+    let captured: Vec<connector_core::TableId> = resolved
+        .iter()
+        .map(|t| connector_core::TableId::new(database, t.schema.as_str(), t.name.as_str()))
+        .collect();
+    let conditions: Vec<serde_json::Value> = match filter {
+        Some(f) => tables
+            .iter()
+            .map(|t| serde_json::json!({"data-collection": t, "filter": f}))
+            .collect(),
+        None => Vec::new(),
+    };
+    let data = serde_json::json!({
+        "data-collections": tables,
+        "type": "incremental",
+        "additional-conditions": conditions,
+    })
+    .to_string();
+    let id = format!(
+        "cdc-snapshot-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros())
+    );
+    // The same checks the running pipeline makes: refuse here what it would reject.
+    let record = signal::parse_row(&id, EXECUTE_SNAPSHOT, Some(&data), &captured)
+        .map_err(|e| Error::config(e.problem.to_string()))?;
+    if let (
+        Some(f),
+        signal::Signal::ExecuteSnapshot {
+            collections: chosen,
+            ..
+        },
+    ) = (filter, &record.signal)
+    {
+        for t in chosen {
+            let sql = format!(
+                "SELECT 1 FROM {}.{} WHERE ({f}) LIMIT 0",
+                catalog::quote_ident(&t.schema),
+                catalog::quote_ident(&t.table)
+            );
+            client.batch_execute(&sql).await.map_err(|e| {
+                Error::config(format!(
+                    "--filter {f:?} does not work on table {t}: {}",
+                    pg_error(e, "checking the filter").message()
+                ))
+            })?;
+        }
+    }
+    let sql = format!(
+        "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, $3)",
+        catalog::quote_ident(schema),
+        catalog::quote_ident(table)
+    );
+    client
+        .execute(&sql, &[&id, &EXECUTE_SNAPSHOT, &data])
+        .await
+        .map_err(|e| pg_error(e, format!("writing the signal into {schema}.{table}")))?;
+    Ok(id)
+}

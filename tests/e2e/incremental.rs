@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{read_jsonl, run_log, signal, spawn_run, wait_timeout, wait_until, Workdir};
+use crate::common::{
+    cdc, cdc_output, free_port, read_jsonl, run_log, signal, spawn_run, spawn_run_env,
+    wait_timeout, wait_until, Workdir,
+};
 use crate::kafka::{brokers, read_topic};
 use crate::postgres::{connect, Db};
 
@@ -311,6 +314,156 @@ async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
     );
     // AND the stored position carries no progress once it is done
     assert!(wait_until(Duration::from_secs(10), || stored_progress(&w).is_none()));
+
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_snapshot_signals_the_pipeline_and_bad_signals_are_rejected_while_streaming_goes_on() {
+    // GIVEN a streaming pipeline with a signalling table, a table with a key and one without
+    let db = Db::new("pgincli").await;
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
+             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, 500) g;
+             CREATE TABLE nokey (a int);
+             {SIGNAL_TABLE};"
+        ))
+        .await
+        .unwrap();
+    let name = db.name.clone();
+    let w = Workdir::new();
+    let pipeline = |signal: &str| {
+        format!(
+            "name: {name}\n\
+             source: {{ type: postgres, url: '{}', tables: [public.items, public.nokey], \
+               slot: {name}, snapshot: never{signal} }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
+             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+             pipeline: {{ offset_flush_interval_ms: 100 }}\n",
+            db.url()
+        )
+    };
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let config = w.write(
+        "pg.yaml",
+        &pipeline(", signal_table: public.cdc_signal, snapshot_chunk_size: 30"),
+    );
+    let unsignalled = w.write("plain.yaml", &pipeline(""));
+    let c = config.to_str().unwrap();
+    let out = w.path("out.jsonl");
+    let mut child = spawn_run_env(&config, Stdio::null(), &[("CDC_HTTP__ADDRESS", &address)]);
+    wait_streaming(&db, &name, &config).await;
+
+    // WHEN `cdc snapshot` is asked for what the configuration cannot take
+    // THEN it exits non-zero with the reason and writes no signal
+    for (args, reason) in [
+        (
+            vec![
+                "snapshot",
+                "-c",
+                unsignalled.to_str().unwrap(),
+                "--table",
+                "public.items",
+            ],
+            "signal_table",
+        ),
+        (
+            vec!["snapshot", "-c", c, "--table", "public.nothere"],
+            "not captured",
+        ),
+        (
+            vec![
+                "snapshot",
+                "-c",
+                c,
+                "--table",
+                "public.items",
+                "--filter",
+                "no_such_column > 1",
+            ],
+            "no_such_column",
+        ),
+    ] {
+        let o = cdc_output(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
+    let signals: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM cdc_signal", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(signals, 0);
+
+    // WHEN bad signals are written into the signalling table by hand
+    db.client
+        .batch_execute(
+            "INSERT INTO cdc_signal VALUES ('bad-json', 'execute-snapshot', '{\"data-collections\": [');
+             INSERT INTO cdc_signal VALUES ('bad-type', 'explode-snapshot', '{}');
+             INSERT INTO cdc_signal VALUES ('no-key', 'execute-snapshot', \
+               '{\"data-collections\": [\"public.nokey\"]}');
+             INSERT INTO items VALUES (1000, 1, 'after the bad signals');",
+        )
+        .await
+        .unwrap();
+    // THEN each is logged as one error naming the signal and the reason, and streaming goes on
+    let logged = wait_until(Duration::from_secs(30), || {
+        let log = run_log(&config);
+        log.contains("signal \"bad-json\": malformed JSON")
+            && log.contains("signal \"bad-type\": unknown signal type \"explode-snapshot\"")
+            && log.contains("public.nokey has no primary key")
+            && read_jsonl(&out)
+                .iter()
+                .any(|l| l["value"]["after"]["id"] == 1000 && l["value"]["op"] == "c")
+    });
+    assert!(logged, "{}", run_log(&config));
+
+    // WHEN `cdc snapshot` asks for the rows of a filter
+    let o = cdc_output(&[
+        "snapshot",
+        "-c",
+        c,
+        "--table",
+        "public.items",
+        "--filter",
+        "id <= 100",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("recorded"));
+    // THEN exactly those rows are read, and the status shows the rejected signals
+    assert!(
+        wait_until(Duration::from_secs(60), || finished(&config, 1)),
+        "{}",
+        run_log(&config)
+    );
+    let reads = || -> BTreeSet<i64> {
+        read_jsonl(&out)
+            .iter()
+            .filter(|l| l["value"]["op"] == "r")
+            .filter_map(|l| l["value"]["after"]["id"].as_i64())
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(10), || reads().len() >= 100));
+    assert_eq!(reads(), (1..=100).collect::<BTreeSet<i64>>());
+    let o = cdc()
+        .args(["snapshot", "-c", c, "--status"])
+        .env("CDC_HTTP__ADDRESS", &address)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        status.contains("no incremental snapshot is running"),
+        "{status}"
+    );
+    assert!(status.contains("rejected signals: 3"), "{status}");
 
     signal(&child, "TERM");
     let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
