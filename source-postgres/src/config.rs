@@ -47,6 +47,9 @@ pub enum SnapshotMode {
     InitialOnly,
     /// Snapshot when there is no stored position or the slot is gone, then stream.
     WhenNeeded,
+    /// Stream at once, and snapshot every table incrementally (in chunks, between watermarks)
+    /// while streaming, when there is no stored position. PostgreSQL 14+.
+    Incremental,
 }
 
 /// TLS use, as libpq's `sslmode`.
@@ -117,7 +120,8 @@ pub struct PostgresConfig {
     /// than `[a-z0-9_]` as `_`.
     #[serde(default)]
     pub slot: Option<String>,
-    /// Snapshot mode: `initial` (default), `never`, `initial_only` or `when_needed`.
+    /// Snapshot mode: `initial` (default), `never`, `initial_only`, `when_needed` or
+    /// `incremental`.
     #[serde(default)]
     pub snapshot: SnapshotMode,
     /// Connections reading snapshot chunks in parallel, sharing one exported snapshot. Default 2.

@@ -499,6 +499,64 @@ impl ChunkReader for PgChunkReader {
     }
 }
 
+/// Incremental snapshots need PostgreSQL 14+: their watermarks are transactional logical
+/// messages, which pgoutput streams from 14 on.
+pub fn ensure_server_version(server_version: u32) -> Result<()> {
+    if server_version < MIN_SERVER_VERSION {
+        return Err(Error::new(
+            ErrorKind::Precondition,
+            format!(
+                "incremental snapshots (`source.signal_table`, `snapshot: incremental`, \
+                 `snapshot_new_tables`) need PostgreSQL 14 or newer (their watermarks are \
+                 transactional logical messages); this server is {server_version}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The captured tables an existing publication (created by an earlier run for `tables:`)
+/// does not publish: tables added to the configuration since. They are added to it, to be
+/// snapshotted incrementally. Nothing happens for a missing publication, a `FOR ALL TABLES` one,
+/// or a server older than 14 (the publication check then names what is missing).
+pub async fn add_new_tables(
+    client: &Client,
+    publication: &str,
+    tables: &[TableInfo],
+    server_version: u32,
+) -> Result<Vec<TableInfo>> {
+    if server_version < MIN_SERVER_VERSION {
+        return Ok(Vec::new());
+    }
+    let Some(p) = catalog::publication(client, publication, server_version).await? else {
+        return Ok(Vec::new());
+    };
+    if p.all_tables {
+        return Ok(Vec::new());
+    }
+    let gaps = catalog::publication_gaps(&p, tables);
+    let new: Vec<TableInfo> = tables
+        .iter()
+        .filter(|t| gaps.missing.iter().any(|(name, _)| *name == t.display()))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(new);
+    }
+    let list: Vec<String> = new.iter().map(TableInfo::quoted).collect();
+    let sql = format!(
+        "ALTER PUBLICATION {} ADD TABLE {}",
+        quote_ident(publication),
+        list.join(", ")
+    );
+    info!(publication = %publication, tables = %list.join(", "), "adding tables new to the configuration to the publication");
+    client.batch_execute(&sql).await.map_err(|e| {
+        pg_error(e, format!("adding tables to publication {publication}"))
+            .with_hint(format!("the user must own the tables, or run: {sql}"))
+    })?;
+    Ok(new)
+}
+
 /// Resolve the signalling table `schema.table`, check its columns and add it to the
 /// publication when it is not in it.
 pub async fn prepare_signal_table(
@@ -510,15 +568,7 @@ pub async fn prepare_signal_table(
 ) -> Result<TableInfo> {
     let name = format!("{schema}.{table}");
     let key = "key `source.signal_table`";
-    if server_version < MIN_SERVER_VERSION {
-        return Err(Error::new(
-            ErrorKind::Precondition,
-            format!(
-                "{key}: incremental snapshots need PostgreSQL 14 or newer (their watermarks are \
-                 transactional logical messages); this server is {server_version}"
-            ),
-        ));
-    }
+    ensure_server_version(server_version)?;
     let mut found =
         catalog::resolve_tables(client, std::slice::from_ref(&name), false, server_version)
             .await

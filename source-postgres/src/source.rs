@@ -501,40 +501,48 @@ impl PostgresSource {
 
     /// Resolve the signalling table (adding it to the publication) and set up the incremental
     /// snapshot, resuming the progress stored with `resume`.
-    async fn prepare_incremental(&mut self, resume: Option<&Position>) -> Result<()> {
+    /// `needed`: set it up even without a signalling table (tables to snapshot at start).
+    async fn prepare_incremental(&mut self, resume: Option<&Position>, needed: bool) -> Result<()> {
         self.signal_table = None;
         self.incremental = None;
         let settings = self.settings.config.incremental();
-        let Some((schema, table)) = settings.signal_table_parts("source")? else {
-            return Ok(());
-        };
         let client = self.client()?;
-        let info = incremental::prepare_signal_table(
-            &client,
-            schema,
-            table,
-            &self.settings.publication,
-            self.server_version,
-        )
-        .await?;
-        let oids: Vec<u32> = info.columns.iter().map(|c| c.type_oid).collect();
-        catalog::load_types(&client, &mut self.types, &oids).await?;
+        let info = match settings.signal_table_parts("source")? {
+            Some((schema, table)) => {
+                let info = incremental::prepare_signal_table(
+                    &client,
+                    schema,
+                    table,
+                    &self.settings.publication,
+                    self.server_version,
+                )
+                .await?;
+                let oids: Vec<u32> = info.columns.iter().map(|c| c.type_oid).collect();
+                catalog::load_types(&client, &mut self.types, &oids).await?;
+                Some(info)
+            }
+            None => None,
+        };
         let progress = match resume {
             Some(p) => connector_core::incremental::progress::decompose(p.as_str())?.1,
             None => None,
         };
+        if info.is_none() && !needed && progress.is_none() {
+            return Ok(());
+        }
+        incremental::ensure_server_version(self.server_version)?;
         self.incremental = Some(Incremental::new(
             self.settings.conn.database.as_str().into(),
             &self.tables,
             &self.types,
-            Some(&info),
+            info.as_ref(),
             settings.snapshot_chunk_size,
             progress,
             self.settings.conn.clone(),
             self.tls.clone(),
             Arc::clone(&self.metrics),
         ));
-        self.signal_table = Some(info);
+        self.signal_table = info;
         Ok(())
     }
 }
@@ -607,6 +615,19 @@ impl Source for PostgresSource {
             return self.begin_snapshot_only().await;
         }
 
+        // Tables of `tables:` that an existing publication lacks were not captured before:
+        // added to it, and snapshotted incrementally (`snapshot_new_tables`).
+        let new_tables = if resume.is_some() && cfg.snapshot_new_tables {
+            incremental::add_new_tables(
+                &client,
+                &self.settings.publication,
+                &self.tables,
+                self.server_version,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
         catalog::ensure_publication(&client, &self.settings, &self.tables, self.server_version)
             .await?;
         let slot = catalog::slot(&client, &self.settings.slot).await?;
@@ -638,9 +659,39 @@ impl Source for PostgresSource {
                 Arc::clone(&self.metrics),
             )));
         }
-        self.prepare_incremental(stored.as_ref()).await?;
+        let initial_incremental = resume.is_none() && mode == SnapshotMode::Incremental;
+        self.prepare_incremental(
+            stored.as_ref(),
+            initial_incremental || !new_tables.is_empty(),
+        )
+        .await?;
+        if let Some(inc) = self.incremental.as_mut() {
+            let db: Arc<str> = self.settings.conn.database.as_str().into();
+            let ids = |ts: &[TableInfo]| -> Vec<connector_core::TableId> {
+                ts.iter()
+                    .map(|t| {
+                        connector_core::TableId::new(
+                            Arc::clone(&db),
+                            t.schema.as_str(),
+                            t.name.as_str(),
+                        )
+                    })
+                    .collect()
+            };
+            if initial_incremental {
+                info!(
+                    tables = self.tables.len(),
+                    "snapshot: incremental: streaming at once, snapshotting every table in chunks"
+                );
+                inc.add_tables(&ids(&self.tables));
+            } else if !new_tables.is_empty() {
+                let names: Vec<String> = new_tables.iter().map(TableInfo::display).collect();
+                info!(tables = ?names, "tables new to the configuration: snapshotting them incrementally");
+                inc.add_tables(&ids(&new_tables));
+            }
+        }
         match (resume, slot) {
-            (None, slot) if mode == SnapshotMode::Never => {
+            (None, slot) if matches!(mode, SnapshotMode::Never | SnapshotMode::Incremental) => {
                 let at = match slot {
                     Some(s) => s.confirmed_flush.unwrap_or(Lsn::ZERO),
                     None => self.create_slot().await?,

@@ -63,27 +63,31 @@ async fn table_state(client: &tokio_postgres::Client) -> BTreeMap<i64, Row> {
         .collect()
 }
 
-async fn slot_active(client: &tokio_postgres::Client, slot: &str) -> bool {
-    client
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-            &[&slot],
-        )
-        .await
-        .unwrap()
-        .is_some()
-}
-
+/// Wait until the pipeline streams from its slot (the slot shows as active while it is being
+/// created, before its consistent point: a signal written then would not be in the stream).
 async fn wait_streaming(db: &Db, slot: &str, config: &std::path::Path) {
-    let mut active = false;
+    let mut streaming = false;
     for _ in 0..1500 {
-        if slot_active(&db.client, slot).await {
-            active = true;
+        let active = db
+            .client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&slot],
+            )
+            .await
+            .unwrap()
+            .is_some();
+        if active && run_log(config).contains("streaming changes") {
+            streaming = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(active, "the pipeline is not streaming\n{}", run_log(config));
+    assert!(
+        streaming,
+        "the pipeline is not streaming\n{}",
+        run_log(config)
+    );
 }
 
 fn finished(config: &std::path::Path, n: usize) -> bool {
@@ -464,6 +468,90 @@ async fn cdc_snapshot_signals_the_pipeline_and_bad_signals_are_rejected_while_st
         "{status}"
     );
     assert!(status.contains("rejected signals: 3"), "{status}");
+
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_incremental_streams_at_once_and_a_table_added_later_is_snapshotted_on_restart() {
+    // GIVEN two tables, and a pipeline on one of them in `snapshot: incremental` mode
+    let db = Db::new("pgincnew").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO a SELECT g, 0 FROM generate_series(1, 300) g;
+             CREATE TABLE b (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO b SELECT g, 0 FROM generate_series(1, 200) g;",
+        )
+        .await
+        .unwrap();
+    let name = db.name.clone();
+    let w = Workdir::new();
+    let write = |tables: &str| {
+        w.write(
+            "pg.yaml",
+            &format!(
+                "name: {name}\n\
+                 source: {{ type: postgres, url: '{}', tables: [{tables}], slot: {name}, \
+                   snapshot: incremental, snapshot_chunk_size: 50 }}\n\
+                 sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
+                 offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+                 pipeline: {{ offset_flush_interval_ms: 100 }}\n",
+                db.url()
+            ),
+        )
+    };
+    let out = w.path("out.jsonl");
+    let reads = |table: &str| -> BTreeMap<i64, usize> {
+        let mut m = BTreeMap::new();
+        for l in read_jsonl(&out) {
+            let v = &l["value"];
+            if v["op"] == "r" && v["source"]["table"] == table {
+                *m.entry(v["after"]["id"].as_i64().expect("id")).or_default() += 1;
+            }
+        }
+        m
+    };
+    let config = write("public.a");
+    let mut child = spawn_run(&config, Stdio::null());
+    // THEN it streams at once and snapshots the table incrementally
+    wait_streaming(&db, &name, &config).await;
+    db.client
+        .batch_execute("UPDATE a SET v = 1 WHERE id = 300")
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || finished(&config, 1)),
+        "{}",
+        run_log(&config)
+    );
+    assert!(wait_until(Duration::from_secs(10), || reads("a").len() >= 299));
+    assert!(read_jsonl(&out)
+        .iter()
+        .any(|l| l["value"]["op"] == "u" && l["value"]["after"]["id"] == 300));
+    signal(&child, "TERM");
+    assert!(wait_timeout(&mut child, Duration::from_secs(30))
+        .expect("exits")
+        .success());
+
+    // WHEN the other table is added to the configuration and the pipeline restarted
+    let config = write("public.a, public.b");
+    let mut child = spawn_run(&config, Stdio::null());
+    // THEN only the new table is snapshotted
+    assert!(
+        wait_until(Duration::from_secs(60), || finished(&config, 2)),
+        "{}",
+        run_log(&config)
+    );
+    assert!(wait_until(Duration::from_secs(10), || reads("b").len() == 200));
+    assert!(
+        reads("a").values().all(|n| *n == 1),
+        "the old table was read again"
+    );
+    assert!(run_log(&config).contains("tables new to the configuration"));
 
     signal(&child, "TERM");
     let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
