@@ -5,6 +5,7 @@
 //! | `0/16B3748:3`     | the 3rd event of the transaction whose commit record is at `0/16B3748`    |
 //! | `0/16B37A0:0`     | everything before `0/16B37A0` (a commit's end, a keepalive's WAL end)     |
 //! | `snapshot:0/16B3` | the initial snapshot of the slot whose consistent point is `0/16B3` runs   |
+//! | `0/16B37A0:0#incremental={...}` | a stream position with a running incremental snapshot's progress |
 //!
 //! Order: every `snapshot:` position comes before every stream position; stream positions order by
 //! LSN, then index. A transaction with commit LSN `C` and end `E` yields `(C,1) < … < (C,k) <

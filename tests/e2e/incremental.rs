@@ -558,3 +558,108 @@ async fn snapshot_incremental_streams_at_once_and_a_table_added_later_is_snapsho
     assert!(status.success(), "{}", run_log(&config));
     db.drop(&name).await;
 }
+
+/// Count the `r` events in a file sink's output.
+fn read_events(path: &std::path::Path) -> usize {
+    read_jsonl(path)
+        .iter()
+        .filter(|l| l["value"]["op"] == "r")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_stop_signals_control_the_running_snapshot() {
+    const ROWS: i64 = 20_000;
+    // GIVEN a snapshot running in small chunks
+    let db = Db::new("pgincctl").await;
+    db.client
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
+             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, {ROWS}) g;
+             {SIGNAL_TABLE};"
+        ))
+        .await
+        .unwrap();
+    let name = db.name.clone();
+    let w = Workdir::new();
+    let config = w.write(
+        "pg.yaml",
+        &format!(
+            "name: {name}\n\
+             source: {{ type: postgres, url: '{}', tables: [public.items], slot: {name}, \
+               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: 20 }}\n\
+             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
+             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
+             pipeline: {{ offset_flush_interval_ms: 50 }}\n",
+            db.url()
+        ),
+    );
+    let out = w.path("out.jsonl");
+    let mut child = spawn_run(&config, Stdio::null());
+    wait_streaming(&db, &name, &config).await;
+    let send = |id: &str, kind: &str| {
+        format!("INSERT INTO cdc_signal VALUES ('{id}', '{kind}', '{{\"data-collections\": [\"public.items\"]}}')")
+    };
+    db.client
+        .batch_execute(&send("ctl-run", "execute-snapshot"))
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || read_events(&out) >= 100),
+        "{}",
+        run_log(&config)
+    );
+
+    // WHEN it is paused
+    db.client
+        .batch_execute(&send("ctl-pause", "pause-snapshot"))
+        .await
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || stored_progress(&w)
+        .is_some_and(|p| p["paused"] == true)));
+    // THEN no more chunks are read (at most the window open when it paused), streaming goes on
+    let at_pause = read_events(&out);
+    for id in [ROWS + 1, ROWS + 2] {
+        db.client
+            .execute(
+                "INSERT INTO items VALUES ($1, 1, 'streamed')",
+                &[&(id as i32)],
+            )
+            .await
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(30), || read_jsonl(&out)
+            .iter()
+            .any(
+                |l| l["value"]["op"] == "c" && l["value"]["after"]["id"] == id
+            )));
+    }
+    let paused = read_events(&out);
+    assert!(paused <= at_pause + 20, "{at_pause} then {paused}");
+    assert!(paused < ROWS as usize);
+
+    // WHEN it is resumed, THEN chunks are read again
+    db.client
+        .batch_execute(&send("ctl-resume", "resume-snapshot"))
+        .await
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || read_events(&out) > paused + 100));
+
+    // WHEN it is stopped, THEN it ends before the table's end and the progress is gone
+    db.client
+        .batch_execute(&send("ctl-stop", "stop-snapshot"))
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || finished(&config, 1)
+            && stored_progress(&w).is_none()),
+        "{}",
+        run_log(&config)
+    );
+    let stopped = read_events(&out);
+    assert!(stopped < ROWS as usize, "the snapshot ran to its end");
+
+    signal(&child, "TERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
+    assert!(status.success(), "{}", run_log(&config));
+    db.drop(&name).await;
+}
