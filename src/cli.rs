@@ -616,5 +616,34 @@ async fn snapshot_status(config: &Config) -> Result<u8, Error> {
         }
     }
     println!("  rejected signals: {errors} (the pipeline's log names each one and why)");
+    let last = body
+        .lines()
+        .find(|l| l.starts_with("cdc_incremental_snapshot_last_signal_error_info{"));
+    if let Some(line) = last {
+        let label = |name: &str| -> String {
+            let Some((_, rest)) = line.split_once(&format!("{name}=\"")) else {
+                return String::new();
+            };
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some('n') => out.push('\n'),
+                        Some(o) => out.push(o),
+                        None => {}
+                    },
+                    '"' => break,
+                    c => out.push(c),
+                }
+            }
+            out
+        };
+        println!(
+            "  last rejected signal {:?}: {}",
+            label("signal"),
+            label("reason")
+        );
+    }
     Ok(0)
 }

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use connector_core::incremental::{
     progress, signal, ChunkReader, ChunkRequest, IncrementalSnapshot, Progress, Step, Watermark,
 };
+use connector_core::metrics::{MetricDef, MetricKind};
 use connector_core::{
     ChangeEvent, Error, ErrorKind, Metrics, Op, Position, Result, Row, TableId, TableSchema, Value,
 };
@@ -45,6 +46,14 @@ pub const WATERMARK_PREFIX: &str = "cdc_incremental";
 /// Oldest server whose pgoutput streams transactional logical messages (the watermarks).
 pub const MIN_SERVER_VERSION: u32 = 140_000;
 
+/// The newest rejected signal, for `cdc snapshot --status`: labels `signal` (its id) and
+/// `reason`. Published only when a signal was rejected; one series at a time.
+pub const LAST_SIGNAL_ERROR: MetricDef = MetricDef {
+    name: "cdc_incremental_snapshot_last_signal_error_info",
+    help: "The newest rejected incremental snapshot signal: its id and why (value 1).",
+    kind: MetricKind::Gauge,
+};
+
 /// Whether `e` is a watermark message (of this or another pipeline).
 pub fn is_watermark(e: &ChangeEvent) -> bool {
     e.op == Op::Message
@@ -60,6 +69,7 @@ pub struct Incremental {
     reader: PgChunkReader,
     signal: Option<TableId>,
     metrics: Arc<Metrics>,
+    published_error: Option<connector_core::incremental::SignalError>,
 }
 
 impl Incremental {
@@ -108,6 +118,7 @@ impl Incremental {
             },
             signal: signal.map(|t| table_id(&database, t)),
             metrics,
+            published_error: None,
         }
     }
 
@@ -163,6 +174,17 @@ impl Incremental {
             info!(snapshot = %id, "incremental snapshot finished");
         }
         self.driver.record_metrics(&self.metrics);
+        let status = self.driver.status();
+        if let Some(e) = status.errors.last() {
+            if self.published_error.as_ref() != Some(e) {
+                let reason = e.problem.to_string();
+                self.metrics.set_info(
+                    LAST_SIGNAL_ERROR,
+                    &[("signal", e.id.as_str()), ("reason", reason.as_str())],
+                );
+                self.published_error = Some(e.clone());
+            }
+        }
         out
     }
 

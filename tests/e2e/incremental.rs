@@ -468,6 +468,10 @@ async fn cdc_snapshot_signals_the_pipeline_and_bad_signals_are_rejected_while_st
         "{status}"
     );
     assert!(status.contains("rejected signals: 3"), "{status}");
+    assert!(
+        status.contains("last rejected signal \"no-key\": table public.nokey has no primary key"),
+        "{status}"
+    );
 
     signal(&child, "TERM");
     let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits");
