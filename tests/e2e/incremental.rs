@@ -255,7 +255,7 @@ async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
     let mut child = spawn_run(&config, Stdio::null());
     wait_streaming(&db, &name, &config).await;
 
-    // WHEN a snapshot is signalled, and the pipeline is killed with SIGKILL after some chunks
+    // WHEN a snapshot is signalled, and the pipeline is killed with SIGKILL twice mid-snapshot
     db.client
         .batch_execute(
             "INSERT INTO cdc_signal VALUES ('snap-resume', 'execute-snapshot', \
@@ -263,25 +263,23 @@ async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
         )
         .await
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(60), || stored_progress(&w)
-            .and_then(|p| p["chunks"].as_u64())
-            .is_some_and(|c| c >= 20)),
-        "no snapshot progress was stored\n{}",
-        run_log(&config)
-    );
-    signal(&child, "KILL");
-    child.wait().unwrap();
-    let reads_before = read_jsonl(&out)
-        .iter()
-        .filter(|l| l["value"]["op"] == "r")
-        .count();
-    assert!(
-        reads_before < ROWS as usize,
-        "the snapshot finished before the kill"
-    );
-    // AND restarted
-    let mut child = spawn_run(&config, Stdio::null());
+    for chunks in [20, 60] {
+        assert!(
+            wait_until(Duration::from_secs(60), || stored_progress(&w)
+                .and_then(|p| p["chunks"].as_u64())
+                .is_some_and(|c| c >= chunks)),
+            "no snapshot progress was stored\n{}",
+            run_log(&config)
+        );
+        signal(&child, "KILL");
+        child.wait().unwrap();
+        assert!(
+            read_events(&out) < ROWS as usize,
+            "the snapshot finished before the kill"
+        );
+        // AND restarted
+        child = spawn_run(&config, Stdio::null());
+    }
 
     // THEN the snapshot resumes at its next chunk and finishes
     assert!(
@@ -290,8 +288,10 @@ async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
         run_log(&config)
     );
     let log = run_log(&config);
-    assert!(
-        log.contains("resuming the incremental snapshot at its next chunk"),
+    assert_eq!(
+        log.matches("resuming the incremental snapshot at its next chunk")
+            .count(),
+        2,
         "{log}"
     );
     // AND every row has an `r` event, with at most 1.3x the table's rows in all
