@@ -325,9 +325,8 @@ fn key_literals(table: &str, values: &[Value]) -> Result<String> {
     Ok(out)
 }
 
-/// A key value as an SQL literal: numbers bare, everything else as a quoted literal of unknown
-/// type, which the comparison resolves to the column's type (dates and times from their epoch
-/// offsets).
+/// A key value as an SQL literal: a quoted literal of unknown type, which the row comparison
+/// resolves to the column's type; dates and times are computed from their epoch offsets.
 fn literal(table: &str, v: &Value) -> Result<String> {
     let f = |x: f64| {
         if x.is_nan() {
