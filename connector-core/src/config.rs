@@ -88,7 +88,9 @@ impl Default for PipelineSettings {
     }
 }
 
-/// Restart policy under `pipeline.retry:`: exponential backoff with full jitter.
+/// Restart policy under `pipeline.retry:`: exponential backoff with equal jitter (see
+/// `runtime::backoff`): each delay is random in `[d/2, d]`, `d` doubling per failure from
+/// `initial_backoff_ms` up to `max_backoff_ms`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {

@@ -1,5 +1,4 @@
 //! Integration tests of the pipeline runtime with in-memory, fault-injecting connectors.
 
 mod fuzz_corpus;
-mod review;
 mod runtime;
