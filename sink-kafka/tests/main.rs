@@ -8,6 +8,5 @@ mod offsets;
 mod order;
 mod pipeline;
 mod produce;
-mod review;
 mod support;
 mod transaction_metadata;

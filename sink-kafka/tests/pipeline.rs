@@ -1,5 +1,6 @@
 //! Whole pipelines (generator source, kafka sink, kafka offsets) on the real broker: resuming from
-//! the Kafka offset store, and `kill -9` of a child process mid-stream.
+//! the Kafka offset store, and `kill -9` of a child process mid-stream; and on rdkafka's
+//! `MockCluster`: a shutdown while the broker is down ends within the shutdown timeout.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use connector_core::generator::{Generator, GeneratorConfig};
 use connector_core::{config, ConfigSection, Context, ErrorKind, Op, Outcome, Pipeline, Registry};
+use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -304,4 +306,46 @@ async fn exactly_once_on_a_broker_without_transactions_stops_with_a_hint() {
     assert_eq!(e.kind(), ErrorKind::Precondition, "{}", e.report());
     assert!(e.report().contains("at_least_once"), "{}", e.report());
     assert_eq!(s.stored_position().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_the_broker_down_ends_within_the_shutdown_timeout() {
+    // GIVEN a pipeline (generator -> kafka, message_timeout_ms of 1 minute; 5 by default) streaming
+    // into a broker, with a shutdown timeout of 2 s
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    let name = unique("rv_down");
+    cluster
+        .create_topic(&format!("{name}.public.orders"), 1, 1)
+        .unwrap();
+    let dir = std::env::temp_dir().join(&name);
+    let yaml = format!(
+        "name: {name}\nsource: {{ type: generator, rate_per_sec: 2000, tables: [public.orders] }}\n\
+         sink: {{ type: kafka, brokers: '{brokers}', headers: false, message_timeout_ms: 60000 }}\n\
+         offsets: {{ type: file, path: '{}' }}\n\
+         pipeline: {{ shutdown_timeout_ms: 2000, offset_flush_interval_ms: 50 }}\n",
+        dir.join("o.offsets").display()
+    );
+    let config = config::load_str(&yaml).unwrap();
+    let shutdown = CancellationToken::new();
+    let run = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { Pipeline::new(config, registry()).run(shutdown).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!run.is_finished(), "the pipeline is streaming");
+    // WHEN the broker goes away, and a shutdown is requested a moment later
+    cluster.broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    shutdown.cancel();
+    // THEN the pipeline stops within its shutdown timeout (plus slack), keeping the last durable
+    // position, instead of waiting for librdkafka's message timeout
+    let r = tokio::time::timeout(Duration::from_secs(20), run).await;
+    let waited = asked.elapsed();
+    cluster.broker_up(1).unwrap();
+    let outcome = r
+        .unwrap_or_else(|_| panic!("still running {waited:?} after the shutdown request"))
+        .unwrap();
+    assert!(matches!(outcome, Ok(Outcome::Stopped)), "{outcome:?}");
 }
