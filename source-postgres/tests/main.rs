@@ -4,8 +4,8 @@
 mod common;
 mod fuzz_corpus;
 mod ops;
+mod partitioned_tables;
 mod restart;
-mod review;
 mod shape;
 mod slot;
 mod snapshot;

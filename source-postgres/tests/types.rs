@@ -1,10 +1,11 @@
 //! Every type of the README's type table, read by the snapshot (COPY text) and by the stream
-//! (pgoutput text), with its exact JSON form.
+//! (pgoutput text), with its exact JSON form; and edge values (infinities, signed zeros, quoted
+//! arrays, extreme timestamps, huge intervals), identical through both paths.
 
 use std::sync::Arc;
 
 use connector_core::encode::{write_typed, Modes};
-use connector_core::{ChangeEvent, ColumnType, Op, Source};
+use connector_core::{ChangeEvent, ColumnType, Op, Source, Value};
 
 use crate::common::*;
 
@@ -184,4 +185,99 @@ async fn every_type_has_its_documented_json_form_in_snapshot_and_stream() {
     check_row(ev, "stream");
     // AND the two shapes are identical
     assert_eq!(snap.events[0].table, ev.table);
+}
+
+const EDGE_DDL: &str = "CREATE TABLE edge (
+  id int PRIMARY KEY, ninf numeric, nneg numeric, nbig numeric, an numeric[], ab bytea[],
+  abox box[], aempty text[], aesc text[], aempty2 int[], tsmax timestamptz, tsmin timestamptz,
+  ts5 timestamp, dinf date, ttz timetz, ivl interval, ats timestamptz[], f4 float4
+)";
+const EDGE_VALUES: &str = "'Infinity', '-0.000', '123456789012345678901234567890.000000000000000000001',
+  '{1.5,NaN,-0.0}', '{\"\\\\x00ff\",NULL}', '{\"(1,2),(0,0)\";\"(3,4),(1,1)\"}', '{\"\",\" \",NULL}',
+  '{\"a,b\",\"c}d\",\"e\\\\f\",\"g\\\"h\",\"{i}\"}', '{}', '200000-12-31 23:59:59.999999+00',
+  '4713-11-24 00:00:00+00 BC', '12345-06-07 08:09:10', 'infinity', '01:02:03+05:53:28',
+  '178000000 years -3 days 2562047788:00:54.775807', '{\"0044-03-15 12:00:00+00 BC\",\"infinity\"}',
+  '3.4028235e38'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_values_are_identical_in_the_snapshot_and_the_stream() {
+    // GIVEN a row of edge values (numeric infinity, signed zero, arrays with quoting, escapes and
+    // another delimiter, extreme and BC timestamps, huge intervals) present before the snapshot
+    let db = TestDb::new("rv_edge").await;
+    db.exec(EDGE_DDL).await;
+    db.exec(&format!("INSERT INTO edge VALUES (1, {EDGE_VALUES})"))
+        .await;
+    let mut src = db.source("tables: [public.edge]\nsnapshot: initial\n");
+    src.start(None).await.unwrap();
+    let snap = drain_n(&mut src, 1).await;
+    // WHEN the same values are inserted while streaming
+    db.exec(&format!("INSERT INTO edge VALUES (2, {EDGE_VALUES})"))
+        .await;
+    let stream = drain_n(&mut src, 1).await;
+    let read = snap.events[0].after.clone().unwrap();
+    let create = stream.events[0].after.clone().unwrap();
+    let names: Vec<String> = stream.events[0]
+        .table
+        .as_ref()
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    // THEN both paths give the same, typed (never text-fallback) value for every column
+    let json = |v: &Value| {
+        let mut out = Vec::new();
+        connector_core::encode::write_value(&mut out, v);
+        String::from_utf8(out).unwrap()
+    };
+    let differ: Vec<String> = read
+        .iter()
+        .zip(&create)
+        .enumerate()
+        .skip(1)
+        .filter(|(_, (r, c))| r != c)
+        .map(|(k, (r, c))| format!("{}: snapshot {r:?}, stream {c:?}", names[k]))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    let got: Vec<(String, String)> = names
+        .iter()
+        .zip(&create)
+        .skip(1)
+        .map(|(n, v)| (n.clone(), json(v)))
+        .collect();
+    // Debezium's isostring forms (Java's years past 9999 with `+`, `timetz` in UTC, every part
+    // of an interval); the plain forms before had no `Z` and kept the offset.
+    let want: Vec<(&str, &str)> = vec![
+        ("ninf", r#""Infinity""#),
+        ("nneg", r#""0.000""#),
+        (
+            "nbig",
+            r#""123456789012345678901234567890.000000000000000000001""#,
+        ),
+        ("an", r#"["1.5","NaN","0.0"]"#),
+        ("ab", r#"["AP8=",null]"#),
+        ("abox", r#"["(1,2),(0,0)","(3,4),(1,1)"]"#),
+        ("aempty", r#"[""," ",null]"#),
+        ("aesc", r#"["a,b","c}d","e\\f","g\"h","{i}"]"#),
+        ("aempty2", "[]"),
+        ("tsmax", r#""+200000-12-31T23:59:59.999999Z""#),
+        ("tsmin", r#""-4712-11-24T00:00:00Z""#),
+        ("ts5", r#""+12345-06-07T08:09:10Z""#),
+        ("dinf", r#""infinity""#),
+        ("ttz", r#""19:08:35Z""#),
+        ("ivl", r#""P178000000Y0M-3DT2562047788H0M54.775807S""#),
+        ("ats", r#"["-0043-03-15T12:00:00Z","infinity"]"#),
+        ("f4", "3.4028235e38"),
+    ];
+    let want: Vec<(String, String)> = want
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let wrong: Vec<String> = got
+        .iter()
+        .zip(&want)
+        .filter(|(g, w)| g != w)
+        .map(|(g, w)| format!("{}: got {}, want {}", g.0, g.1, w.1))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
