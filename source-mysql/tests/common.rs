@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use connector_core::{Batch, ChangeEvent, ConfigSection, Context, Position, Source};
+use connector_core::{Batch, ChangeEvent, ConfigSection, Context, Op, Position, Source, Value};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::Conn;
 use source_mysql::{BinlogPosition, MysqlSource, Settings};
@@ -166,5 +166,24 @@ pub fn of_table<'a>(events: &'a [ChangeEvent], table: &str) -> Vec<&'a ChangeEve
     events
         .iter()
         .filter(|e| e.table.as_ref().is_some_and(|t| &*t.id.table == table))
+        .collect()
+}
+
+pub fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `(op, id)` of the row events of `table`.
+pub fn ops_ids(events: &[ChangeEvent], table: &str) -> Vec<(Op, i64)> {
+    of_table(events, table)
+        .iter()
+        .filter(|e| e.op != Op::Message)
+        .map(|e| {
+            let row = e.after.as_ref().or(e.before.as_ref()).unwrap();
+            (e.op, int(&row[0]))
+        })
         .collect()
 }

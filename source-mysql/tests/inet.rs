@@ -84,3 +84,47 @@ async fn inet_and_uuid_values_stream_as_the_server_prints_them() {
     src.stop().await.unwrap();
     db.drop().await;
 }
+
+#[tokio::test]
+async fn mariadb_inet_and_uuid_types_read_the_same_in_the_snapshot_and_the_stream() {
+    let _g = METADATA.read().await;
+    // GIVEN a table with MariaDB's INET4 (10.10+), INET6 (10.5+) and UUID (10.7+) types and one
+    // row present before the snapshot
+    let mut db = TestDb::new("review_inet").await;
+    db.exec("CREATE TABLE n (id INT PRIMARY KEY, i4 INET4, i6 INET6, u UUID)")
+        .await;
+    let values = "'192.168.0.1', '2001:db8::1', '123e4567-e89b-12d3-a456-426614174000'";
+    db.exec(&format!("INSERT INTO n VALUES (1, {values})"))
+        .await;
+    let mut src = source(&db.name, "review_inet", "snapshot: initial\n");
+    src.start(None).await.unwrap();
+    let snap = read_until(&mut src, 30, |e| !of_table(e, "n").is_empty()).await;
+    // WHEN the same values are inserted while streaming
+    db.exec(&format!("INSERT INTO n VALUES (2, {values})"))
+        .await;
+    let stream = read_until(&mut src, 30, |e| !of_table(e, "n").is_empty()).await;
+    let read = of_table(&snap.events, "n")[0];
+    let create = of_table(&stream.events, "n")[0];
+
+    // THEN both paths deliver the values in their text form, as the server shows them
+    let want = [
+        Value::Text("192.168.0.1".into()),
+        Value::Text("2001:db8::1".into()),
+        Value::Text("123e4567-e89b-12d3-a456-426614174000".into()),
+    ];
+    assert_eq!(
+        (
+            &read.after.as_ref().unwrap()[1..],
+            &create.after.as_ref().unwrap()[1..]
+        ),
+        (&want[..], &want[..]),
+        "(snapshot, stream)"
+    );
+    // AND describe the columns identically
+    assert_eq!(
+        read.table.as_ref().unwrap().columns,
+        create.table.as_ref().unwrap().columns
+    );
+    src.stop().await.unwrap();
+    db.drop().await;
+}

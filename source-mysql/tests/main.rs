@@ -12,7 +12,6 @@ mod gtid_skip;
 mod inet;
 mod private_server;
 mod resume;
-mod review;
 mod schema_history;
 mod snapshot;
 mod statement;

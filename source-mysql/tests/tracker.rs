@@ -1,7 +1,8 @@
-//! The schema tracker path: `binlog_row_metadata=MINIMAL` (a global variable, so this test holds
-//! the metadata lock exclusively and restores FULL afterwards, even when it fails).
+//! The schema tracker path: `binlog_row_metadata=MINIMAL` (a global variable, so these tests hold
+//! the metadata lock exclusively and restore FULL afterwards, even when they fail): rows decoded
+//! in binlog order through DDL, and idempotent ALTERs that change nothing.
 
-use connector_core::{Op, Source};
+use connector_core::{Op, Source, Value};
 use mysql_async::prelude::Queryable as _;
 
 use crate::common::{read_until, source, url, TestDb, METADATA};
@@ -32,6 +33,63 @@ async fn without_table_map_names_the_tracker_decodes_rows_in_binlog_order() {
         // THEN the tracker gives each row the shape it was written with
         assert!(src.used_schema_tracker());
         assert_shapes(&c.events);
+        src.stop().await.unwrap();
+        db.drop().await;
+    })
+    .await;
+    set_row_metadata("FULL").await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn idempotent_alters_that_change_nothing_keep_the_tracker_in_step() {
+    let _g = METADATA.write().await;
+    set_row_metadata("MINIMAL").await;
+    let result = tokio::spawn(async {
+        // GIVEN binlog_row_metadata=MINIMAL (the schema tracker names the columns) and a source
+        // streaming a table (id, a)
+        let mut db = TestDb::new("review_ifexists").await;
+        db.exec("CREATE TABLE t (id INT PRIMARY KEY, a INT)").await;
+        let mut src = source(&db.name, "review_ifexists", "snapshot: never\n");
+        src.start(None).await.unwrap();
+        // WHEN a re-run migration issues MariaDB's idempotent ALTERs, which change nothing here
+        // (the column exists / does not exist), with rows written after each
+        db.exec("ALTER TABLE t ADD COLUMN IF NOT EXISTS a INT")
+            .await;
+        db.exec("INSERT INTO t VALUES (1, 10)").await;
+        db.exec("ALTER TABLE t DROP COLUMN IF EXISTS zz").await;
+        db.exec("INSERT INTO t VALUES (2, 20)").await;
+        let mut rows = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while rows.len() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "timed out");
+            let b = src.next_batch().await.unwrap_or_else(|e| {
+                panic!("the stream stopped on a valid no-op ALTER: {}", e.report())
+            });
+            for e in b.unwrap().events {
+                if e.op == Op::Create {
+                    rows.push(e);
+                }
+            }
+        }
+        // THEN both rows arrive with the table's real shape
+        for (e, (id, a)) in rows.iter().zip([(1, 10), (2, 20)]) {
+            let names: Vec<&str> = e
+                .table
+                .as_ref()
+                .unwrap()
+                .columns
+                .iter()
+                .map(|c| &*c.name)
+                .collect();
+            assert_eq!(names, ["id", "a"]);
+            assert_eq!(
+                e.after.as_ref().unwrap(),
+                &vec![Value::Int(id), Value::Int(a)]
+            );
+        }
         src.stop().await.unwrap();
         db.drop().await;
     })

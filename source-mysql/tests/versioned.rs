@@ -4,7 +4,7 @@
 use connector_core::{Op, Source, Value};
 use mysql_async::prelude::Queryable as _;
 
-use crate::common::{of_table, read_until, source, url, TestDb, METADATA};
+use crate::common::{int, of_table, read_until, source, url, TestDb, METADATA};
 
 const ROW_END_MAX: i64 = 2_147_483_647_999_999;
 
@@ -139,4 +139,30 @@ async fn the_schema_tracker_follows_a_versioned_table() {
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+#[tokio::test]
+async fn the_snapshot_reads_a_system_versioned_table() {
+    let _g = METADATA.read().await;
+    // GIVEN a captured MariaDB system-versioned table with rows, and a plain table
+    let mut db = TestDb::new("review_versioned").await;
+    db.exec("CREATE TABLE sv (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING")
+        .await;
+    db.exec("CREATE TABLE plain (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO sv (id, v) VALUES (1, 10), (2, 20)")
+        .await;
+    db.exec("INSERT INTO plain VALUES (1)").await;
+    // WHEN an initial snapshot runs
+    let mut src = source(&db.name, "review_versioned", "snapshot: initial_only\n");
+    src.start(None).await.unwrap();
+    let c = read_until(&mut src, 30, |_| false).await;
+    assert!(c.finished);
+    // THEN it read the rows of both tables
+    assert_eq!(of_table(&c.events, "plain").len(), 1);
+    let ids: Vec<i64> = of_table(&c.events, "sv")
+        .iter()
+        .map(|e| int(&e.after.as_ref().unwrap()[0]))
+        .collect();
+    assert_eq!(ids.len(), 2, "the versioned table's rows: {ids:?}");
+    db.drop().await;
 }

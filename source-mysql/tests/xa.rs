@@ -5,7 +5,7 @@ use connector_core::{ErrorKind, Op, Position, Source, Value};
 use mysql_async::prelude::Queryable as _;
 use source_mysql::BinlogPosition;
 
-use crate::common::{of_table, read_until, source, TestDb, METADATA};
+use crate::common::{of_table, ops_ids, read_until, source, TestDb, METADATA};
 
 fn id(e: &connector_core::ChangeEvent) -> i64 {
     match &e.after.as_ref().or(e.before.as_ref()).unwrap()[0] {
@@ -239,5 +239,70 @@ async fn held_xa_changes_beyond_the_limit_stop_the_source_naming_the_transaction
     // 'xa_limit_1' in hex
     assert!(report.contains("X'78615f6c696d69745f31'"), "{report}");
     assert!(report.contains("max_xa_held_bytes"), "{report}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_xa_transaction_emits_nothing() {
+    let _g = METADATA.read().await;
+    // GIVEN a table and a source streaming from the end of the binlog
+    let mut db = TestDb::new("review_xa").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .await;
+    let start = db.position().await;
+    // WHEN an XA transaction inserts a row, is prepared, then rolled back (MariaDB 10.5+ writes
+    // the prepared part to the binlog at XA PREPARE and a separate `XA ROLLBACK` group later)
+    db.exec("XA START 'review_xa1'").await;
+    db.exec("INSERT INTO t VALUES (1)").await;
+    db.exec("XA END 'review_xa1'").await;
+    db.exec("XA PREPARE 'review_xa1'").await;
+    db.exec("XA ROLLBACK 'review_xa1'").await;
+    // AND a normal transaction commits afterwards (a marker to read up to)
+    db.exec("INSERT INTO t VALUES (2)").await;
+    let rows: Vec<i64> = {
+        use mysql_async::prelude::Queryable as _;
+        db.conn.query("SELECT id FROM t ORDER BY id").await.unwrap()
+    };
+    assert_eq!(rows, vec![2], "the database holds only the committed row");
+
+    let mut src = source(&db.name, "review_xa", "snapshot: never\n");
+    src.start(Some(start)).await.unwrap();
+    let c = read_until(&mut src, 20, |e| {
+        ops_ids(e, "t").iter().any(|(_, id)| *id == 2)
+    })
+    .await;
+
+    // THEN only the committed row is a change: the rolled-back row 1 never existed
+    assert_eq!(ops_ids(&c.events, "t"), vec![(Op::Create, 2)]);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_committed_xa_transaction_is_emitted_once() {
+    let _g = METADATA.read().await;
+    // GIVEN a table and a source streaming from the end of the binlog
+    let mut db = TestDb::new("review_xa_commit").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .await;
+    let start = db.position().await;
+    // WHEN an XA transaction is prepared and committed (two binlog groups)
+    db.exec("XA START 'review_xa2'").await;
+    db.exec("INSERT INTO t VALUES (1)").await;
+    db.exec("XA END 'review_xa2'").await;
+    db.exec("XA PREPARE 'review_xa2'").await;
+    db.exec("XA COMMIT 'review_xa2'").await;
+    db.exec("INSERT INTO t VALUES (2)").await;
+    let mut src = source(&db.name, "review_xa_commit", "snapshot: never\n");
+    src.start(Some(start)).await.unwrap();
+    let c = read_until(&mut src, 20, |e| {
+        ops_ids(e, "t").iter().any(|(_, id)| *id == 2)
+    })
+    .await;
+    // THEN the committed row arrives once, before the later one
+    assert_eq!(
+        ops_ids(&c.events, "t"),
+        vec![(Op::Create, 1), (Op::Create, 2)]
+    );
+    let _ = BinlogPosition::parse(c.last_checkpoint().unwrap().as_str()).unwrap();
     db.drop().await;
 }
