@@ -16,15 +16,15 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Check;
+use crate::clock::now_micros;
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::encode::{
     BinaryMode, DecimalMode, Encoder, Format, HstoreMode, IntervalMode, Modes, TimePrecisionMode,
     TxnMark,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, ChangeEvent};
-use crate::registry::Context;
-use crate::runtime::now_micros;
 use crate::sink::{BatchAck, Sink};
 
 /// `sink: { type: file, path: ..., format: debezium, fsync: true }`.

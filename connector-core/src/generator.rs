@@ -24,12 +24,12 @@ use tokio::time::Instant;
 
 use crate::check::Check;
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
     Batch, ChangeEvent, Column, Op, Position, SnapshotMarker, SourceInfo, TableId, TableSchema,
     TxnInfo, Value,
 };
-use crate::registry::Context;
 use crate::source::Source;
 
 /// Default events per second.
@@ -202,7 +202,7 @@ impl Generator {
             after,
             Position::new(n.to_string()),
         );
-        ev.commit_ts_us = crate::runtime::now_micros();
+        ev.commit_ts_us = crate::clock::now_micros();
         ev.txn = Some(TxnInfo::new(
             (n / size).to_string().into(),
             n % size + 1,

@@ -6,9 +6,12 @@
 
 #![warn(missing_docs)]
 
+mod builtin;
 pub mod check;
+pub mod clock;
 pub mod column_type;
 pub mod config;
+pub mod context;
 pub mod encode;
 pub mod error;
 pub mod event;
@@ -31,6 +34,7 @@ pub mod transform;
 pub use async_trait::async_trait;
 pub use check::{Check, CheckStatus};
 pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret};
+pub use context::Context;
 pub use encode::{Encoder, Format};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{
@@ -41,7 +45,7 @@ pub use failure_log::FailureLog;
 pub use health::{Health, Phase};
 pub use metrics::Metrics;
 pub use offsets::{FileOffsetStore, OffsetStore};
-pub use registry::{Context, Registry};
+pub use registry::Registry;
 pub use runtime::{Outcome, Pipeline};
 pub use sink::{BatchAck, SharedAck, Sink};
 pub use source::Source;

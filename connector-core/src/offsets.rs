@@ -144,10 +144,7 @@ impl FileOffsetStore {
         let content = FileContent {
             pipeline: self.pipeline.clone(),
             position: position.clone(),
-            updated_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            updated_at_ms: crate::clock::now_millis(),
         };
         let mut bytes = serde_json::to_vec_pretty(&content)
             .map_err(|e| Error::internal("serialising offsets").with_source(e))?;

@@ -42,6 +42,10 @@ use crate::sink::{BatchAck, Sink};
 use crate::source::Source;
 use crate::transform::TransformChain;
 
+/// Re-exported from [`crate::clock`], its home, so that `connector_core::runtime::now_micros`
+/// keeps working.
+pub use crate::clock::now_micros;
+
 /// How a pipeline run ended without error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -749,14 +753,6 @@ impl Durability {
         let in_flight = self.max.saturating_sub(self.semaphore.available_permits());
         m.set(metrics::IN_FLIGHT_BYTES, &[], in_flight as f64);
     }
-}
-
-/// Microseconds since the Unix epoch, now.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 struct Committer {

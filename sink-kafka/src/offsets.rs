@@ -71,10 +71,7 @@ fn encode_record(pipeline: &str, position: &Position, transactional: bool) -> Ve
     let record = OffsetRecord {
         pipeline: pipeline.to_string(),
         position: position.clone(),
-        updated_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        updated_at_ms: connector_core::clock::now_millis(),
         transactional,
     };
     serde_json::to_vec(&record).unwrap_or_default()

@@ -16,9 +16,9 @@ use super::{
     Transform, Verdict,
 };
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::error::Result;
 use crate::event::{ChangeEvent, Row, TableSchema};
-use crate::registry::Context;
 
 /// `transforms[i]` with `type: columns`.
 #[derive(Clone, Debug, Deserialize)]

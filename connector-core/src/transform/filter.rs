@@ -24,9 +24,9 @@ use super::{
     config_error, data_error, event_at, table_list, SchemaCache, TablePattern, Transform, Verdict,
 };
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::error::Result;
 use crate::event::{ChangeEvent, Op, Row, TableSchema, Value};
-use crate::registry::Context;
 
 /// The variables a `when` expression may use.
 pub const VARIABLES: &[&str] = &["op", "before", "after", "source"];

@@ -21,9 +21,9 @@ use super::{
     Transform, Verdict,
 };
 use crate::config::{ConfigSection, ConnectorType, Secret};
+use crate::context::Context;
 use crate::error::Result;
 use crate::event::{ChangeEvent, Row, TableSchema, Value};
-use crate::registry::Context;
 
 /// What `redact` writes.
 pub const REDACTED: &str = "****";

@@ -30,9 +30,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::ConfigSection;
+use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Batch, ChangeEvent, TableId, TableSchema, Value};
-use crate::registry::{Context, Registry};
 use crate::source::Source;
 
 pub mod columns;
@@ -72,15 +72,6 @@ pub trait Transform: Send {
 /// Builds a transform from its `transforms[i]` section.
 pub type TransformFactory =
     Arc<dyn Fn(&ConfigSection, &Context) -> Result<Box<dyn Transform>> + Send + Sync>;
-
-/// Registers the built-in transforms.
-pub fn add_builtins(registry: &mut Registry) {
-    registry.add_transform("filter", filter::factory);
-    registry.add_transform("columns", columns::factory);
-    registry.add_transform("mask", mask::factory);
-    registry.add_transform("route", route::factory);
-    registry.add_transform("outbox", outbox::factory);
-}
 
 /// The `transforms:` list, built: applied in order to every batch.
 #[derive(Default)]

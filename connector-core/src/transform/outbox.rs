@@ -20,9 +20,9 @@ use serde::Deserialize;
 
 use super::{config_error, data_error, event_at, table_list, SchemaCache, Transform, Verdict};
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::error::Result;
 use crate::event::{ChangeEvent, Op, RawPart, TableSchema, Value};
-use crate::registry::Context;
 
 /// Default topic template: Debezium's `route.topic.replacement`.
 pub const DEFAULT_ROUTE_TOPIC: &str = "outbox.event.${routedByValue}";

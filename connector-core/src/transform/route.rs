@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::{config_error, table_list, SchemaCache, Transform, Verdict};
 use crate::config::{ConfigSection, ConnectorType};
+use crate::context::Context;
 use crate::error::Result;
 use crate::event::{ChangeEvent, RecordOverride, TableSchema, Value};
-use crate::registry::Context;
 
 /// Debezium's key field that keeps keys of different tables apart.
 pub const DEFAULT_KEY_FIELD: &str = "__dbz__physicalTableIdentifier";
