@@ -6,6 +6,7 @@
 //! underlying cause, kept attached as [`std::error::Error::source`].
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A boxed error cause, kept attached to an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -89,14 +90,30 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Why an error happened, where the code that makes it knows more than its [`ErrorKind`] and
+/// another part acts on it. Decided from the server's error code or our own check, never from the
+/// message text, so rewording a message changes no behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The position to resume from is no longer on the server (a purged binlog, an unknown GTID,
+    /// WAL removed before the slot read it). With `snapshot: when_needed` a source takes a new
+    /// snapshot instead of failing.
+    PositionPurged,
+}
+
 /// The error type of `cdc`: a kind, a message, an optional operator hint and the attached cause.
-#[derive(thiserror::Error)]
+///
+/// It is [`Clone`] (the cause is shared) so that a retry loop or a sink failing several
+/// acknowledgements with one cause keeps the same error, kind and cause chain included.
+#[derive(Clone, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
+    reason: Option<Reason>,
     message: String,
     hint: Option<String>,
     #[source]
-    source: Option<BoxError>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -104,6 +121,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
+            reason: None,
             message: message.into(),
             hint: None,
             source: None,
@@ -122,8 +140,19 @@ impl Error {
 
     /// Attach the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.source = Some(Arc::from(source.into()));
         self
+    }
+
+    /// Say why, for a caller that acts on it (see [`Reason`]).
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Why, when the code that made the error said so.
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
     }
 
     /// Attach a hint telling the operator how to fix it.
@@ -221,6 +250,21 @@ mod tests {
         assert!(!Error::new(ErrorKind::Data, "binlog purged").is_retryable());
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
         assert!(Error::from(io).is_retryable());
+    }
+
+    #[test]
+    fn a_clone_keeps_kind_reason_hint_and_cause() {
+        let e = Error::new(ErrorKind::Data, "cannot resume")
+            .with_reason(Reason::PositionPurged)
+            .with_source(std::io::Error::other("file gone"))
+            .with_hint("take a new snapshot");
+        let copy = e.clone();
+        assert_eq!(copy.kind(), ErrorKind::Data);
+        assert_eq!(copy.reason(), Some(Reason::PositionPurged));
+        assert_eq!(copy.hint(), Some("take a new snapshot"));
+        assert_eq!(copy.report(), e.report());
+        assert!(std::error::Error::source(&copy).is_some());
+        assert_eq!(Error::config("x").reason(), None);
     }
 
     #[test]

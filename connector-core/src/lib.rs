@@ -36,7 +36,7 @@ pub use check::{Check, CheckStatus};
 pub use config::{Config, ConfigSection, ConnectorType, PipelineSettings, Secret};
 pub use context::Context;
 pub use encode::{Encoder, Format};
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{BoxError, Error, ErrorKind, Reason, Result};
 pub use event::{
     Batch, ChangeEvent, Column, ColumnType, LogicalMessage, Op, Position, RawPart, RecordOverride,
     Row, SnapshotMarker, SourceInfo, TableId, TableSchema, TxnEnd, TxnInfo, TxnLsns, Value,

@@ -441,20 +441,6 @@ struct Worker {
     txn: Option<Txn>,
 }
 
-/// An error for the same cause, for the second and later acks failed by it.
-fn same_error(e: &Error) -> Error {
-    let report = e.report();
-    let text = match report.find("\n  hint: ") {
-        Some(i) => &report[..i],
-        None => &report,
-    };
-    let copy = Error::new(e.kind(), text);
-    match e.hint() {
-        Some(h) => copy.with_hint(h),
-        None => copy,
-    }
-}
-
 impl Worker {
     fn run(mut self) {
         let rt = match current_thread_runtime() {
@@ -506,7 +492,7 @@ impl Worker {
             self.metrics.add(TRANSACTIONS, &[("result", "aborted")], 1);
             let e = Error::new(ErrorKind::Unavailable, "the sink stopped before the commit");
             for ack in txn.acks {
-                ack.fail(same_error(&e));
+                ack.fail(e.clone());
             }
         }
     }
@@ -515,7 +501,7 @@ impl Worker {
         let e = self
             .failure
             .as_ref()
-            .map(same_error)
+            .cloned()
             .unwrap_or_else(KafkaSink::stopped);
         match job {
             Job::Start(reply) | Job::Flush(reply) => {
@@ -558,7 +544,7 @@ impl Worker {
             self.failure = self.producer.context().failure();
         }
         if let Some(e) = &self.failure {
-            ack.fail(same_error(e));
+            ack.fail(e.clone());
             return;
         }
         if self.transactional {
@@ -568,7 +554,7 @@ impl Worker {
             match self.produce(rt, &batch, Some(&shared)) {
                 Ok(()) => shared.done(),
                 Err(e) => {
-                    shared.fail(same_error(&e));
+                    shared.fail(e.clone());
                     self.failure = Some(e);
                 }
             }
@@ -579,7 +565,7 @@ impl Worker {
         if self.txn.is_none() {
             if let Err(e) = self.producer.begin_transaction() {
                 let e = kafka_error("beginning a Kafka transaction", e);
-                ack.fail(same_error(&e));
+                ack.fail(e.clone());
                 self.failure = Some(e);
                 return;
             }
@@ -696,7 +682,7 @@ impl Worker {
     fn fail_txn(&mut self, error: Error) {
         if let Some(txn) = self.txn.take() {
             for ack in txn.acks {
-                ack.fail(same_error(&error));
+                ack.fail(error.clone());
             }
         }
         self.failure = Some(error);
@@ -709,7 +695,7 @@ impl Worker {
             return Err(kafka_error("flushing the Kafka producer", e));
         }
         match &self.failure {
-            Some(e) => Err(same_error(e)),
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }

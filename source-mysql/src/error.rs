@@ -1,7 +1,7 @@
 //! Classification of driver and server errors into [`connector_core::Error`] kinds: the one place
 //! that decides what is retried.
 
-use connector_core::{Error, ErrorKind};
+use connector_core::{Error, ErrorKind, Reason};
 
 /// Server error codes this source treats specially.
 pub mod code {
@@ -82,7 +82,11 @@ pub fn classify(e: mysql_async::Error, what: &str) -> Error {
         E::Url(_) => (ErrorKind::Config, None),
         E::Other(_) => (ErrorKind::Internal, None),
     };
+    let purged = server_code(&e) == Some(code::FATAL_READING_BINLOG);
     let mut err = Error::new(kind, what.to_string()).with_source(e);
+    if purged {
+        err = err.with_reason(Reason::PositionPurged);
+    }
     if let Some(h) = hint {
         err = err.with_hint(h);
     }
@@ -108,5 +112,30 @@ mod tests {
         let e = classify(purged, "reading the binlog");
         assert_eq!(e.kind(), ErrorKind::Data);
         assert!(e.hint().unwrap().contains("binlog_expire_logs_seconds"));
+        assert_eq!(e.reason(), Some(Reason::PositionPurged));
+    }
+
+    #[test]
+    fn the_purged_reason_comes_from_the_server_code_not_the_message() {
+        // GIVEN a server error whose message talks about a purged binlog but whose code does not
+        let other = mysql_async::Error::Server(mysql_async::ServerError {
+            code: code::LOCK_WAIT_TIMEOUT,
+            message: "binlog file is no longer on the server".into(),
+            state: "HY000".into(),
+        });
+        // THEN it is not a purged position, and stays retryable
+        let e = classify(other, "reading the binlog");
+        assert_eq!(e.reason(), None);
+        assert!(e.is_retryable());
+        // AND a 1236 with any wording is one
+        let reworded = mysql_async::Error::Server(mysql_async::ServerError {
+            code: code::FATAL_READING_BINLOG,
+            message: "some future wording".into(),
+            state: "HY000".into(),
+        });
+        assert_eq!(
+            classify(reworded, "x").reason(),
+            Some(Reason::PositionPurged)
+        );
     }
 }

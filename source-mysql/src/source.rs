@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector_core::{
-    Batch, ChangeEvent, Check, Context, Error, ErrorKind, Metrics, Position, Result, Source,
+    Batch, ChangeEvent, Check, Context, Error, ErrorKind, Metrics, Position, Reason, Result, Source,
 };
 use mysql_async::Conn;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -410,7 +410,7 @@ impl MysqlSource {
             let ev = match item {
                 Ok(ev) => ev,
                 Err(e)
-                    if e.hint() == Some(PURGED_HINT)
+                    if e.reason() == Some(Reason::PositionPurged)
                         && self.settings.config.snapshot == SnapshotMode::WhenNeeded
                         && !self.streamed_any =>
                 {
@@ -517,6 +517,7 @@ fn purged_error(from: &BinlogPosition, files: &[String]) -> Error {
             }
         ),
     )
+    .with_reason(Reason::PositionPurged)
     .with_hint(PURGED_HINT)
 }
 
@@ -555,9 +556,8 @@ impl Source for MysqlSource {
                         .start_streaming(&mut conn, &info, &p, Start::Resume)
                         .await
                     {
-                        Err(e) if e.kind() == ErrorKind::Data
-                            && mode == SnapshotMode::WhenNeeded
-                            && e.message().contains("no longer on the server") =>
+                        Err(e) if e.reason() == Some(Reason::PositionPurged)
+                            && mode == SnapshotMode::WhenNeeded =>
                         {
                             warn!(error = %e.report(), "the stored position was purged; taking a new snapshot (snapshot: when_needed)");
                             self.start_snapshot(&info).await
