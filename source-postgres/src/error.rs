@@ -36,8 +36,9 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// The kind of a server error, by SQLSTATE (and, for a few codes, the message).
-pub fn kind_for_sqlstate(code: &str, message: &str) -> ErrorKind {
+/// The kind of a server error, by SQLSTATE alone: a reworded server message changes no retry
+/// decision (the message only picks a hint, see `hint_for`).
+pub fn kind_for_sqlstate(code: &str) -> ErrorKind {
     match code {
         "28P01" | "28000" => ErrorKind::Authentication,
         "42501" => ErrorKind::Permission,
@@ -51,7 +52,6 @@ pub fn kind_for_sqlstate(code: &str, message: &str) -> ErrorKind {
         _ if code.starts_with("58") => ErrorKind::Io,
         _ if code.starts_with("22") => ErrorKind::Data,
         _ if code.starts_with("XX") => ErrorKind::Internal,
-        _ if message.contains("wal_level") => ErrorKind::Precondition,
         _ => ErrorKind::Precondition,
     }
 }
@@ -92,7 +92,7 @@ fn hint_for(code: &str, message: &str) -> Option<String> {
 
 /// An error from our replication transport's `ErrorResponse`.
 pub fn server_error(e: ServerError, context: impl fmt::Display) -> Error {
-    let kind = kind_for_sqlstate(&e.code, &e.message);
+    let kind = kind_for_sqlstate(&e.code);
     let hint = hint_for(&e.code, &e.message).or_else(|| e.hint.clone());
     let mut err = Error::new(kind, format!("{context}: {}", e.message)).with_source(e);
     if let Some(h) = hint {
@@ -106,7 +106,7 @@ pub fn pg_error(e: tokio_postgres::Error, context: impl fmt::Display) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code().to_string();
         let message = db.message().to_string();
-        let kind = kind_for_sqlstate(&code, &message);
+        let kind = kind_for_sqlstate(&code);
         let hint = hint_for(&code, &message).or_else(|| db.hint().map(str::to_string));
         let mut err = Error::new(kind, format!("{context}: {message}")).with_source(e);
         if let Some(h) = hint {
@@ -160,14 +160,11 @@ mod tests {
 
     #[test]
     fn sqlstates_are_classified() {
-        assert_eq!(kind_for_sqlstate("28P01", ""), ErrorKind::Authentication);
-        assert_eq!(kind_for_sqlstate("42501", ""), ErrorKind::Permission);
-        assert_eq!(kind_for_sqlstate("08006", ""), ErrorKind::Connection);
-        assert!(kind_for_sqlstate("55006", "").is_retryable());
-        assert_eq!(
-            kind_for_sqlstate("55000", "logical decoding requires wal_level >= logical"),
-            ErrorKind::Precondition
-        );
+        assert_eq!(kind_for_sqlstate("28P01"), ErrorKind::Authentication);
+        assert_eq!(kind_for_sqlstate("42501"), ErrorKind::Permission);
+        assert_eq!(kind_for_sqlstate("08006"), ErrorKind::Connection);
+        assert!(kind_for_sqlstate("55006").is_retryable());
+        assert_eq!(kind_for_sqlstate("55000"), ErrorKind::Precondition);
         let e = server_error(
             ServerError {
                 code: "55000".into(),
@@ -178,5 +175,31 @@ mod tests {
         );
         assert!(e.hint().unwrap().contains("wal_level = logical"));
         assert!(e.message().starts_with("creating slot s: "));
+    }
+
+    #[test]
+    fn retry_follows_the_sqlstate_whatever_the_message_says() {
+        let server = |code: &str, message: &str| {
+            server_error(
+                ServerError {
+                    code: code.into(),
+                    message: message.into(),
+                    ..ServerError::default()
+                },
+                "x",
+            )
+        };
+        // A serialization failure is retried even if its text mentions a fatal-sounding cause.
+        assert!(server("40001", "password authentication failed").is_retryable());
+        // An authentication failure is fatal even if its text sounds transient.
+        let auth = server("28P01", "connection timed out, try again");
+        assert_eq!(auth.kind(), ErrorKind::Authentication);
+        assert!(!auth.is_retryable());
+        // Admin shutdown (57P01) and connection failures (08xxx) are retried.
+        assert!(server("57P01", "").is_retryable());
+        assert!(server("08001", "").is_retryable());
+        // Data errors (22xxx) and internal errors (XX000) are not.
+        assert!(!server("22P02", "").is_retryable());
+        assert!(!server("XX000", "").is_retryable());
     }
 }
