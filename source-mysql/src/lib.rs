@@ -44,6 +44,7 @@ pub mod replication;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+mod sql;
 mod xa;
 
 use connector_core::{ConfigSection, Context, Result, Source};

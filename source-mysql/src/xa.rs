@@ -91,8 +91,7 @@ pub(crate) fn xa_statement(sql: &str) -> Option<(XaVerb, &str)> {
 
 /// The XA transactions the server holds prepared (`XA RECOVER`).
 async fn prepared_xids(conn: &mut mysql_async::Conn) -> connector_core::Result<Vec<Xid>> {
-    let rows: Vec<(i64, usize, usize, Vec<u8>)> =
-        crate::replication::query(conn, "XA RECOVER").await?;
+    let rows: Vec<(i64, usize, usize, Vec<u8>)> = crate::sql::query(conn, "XA RECOVER").await?;
     Ok(rows
         .into_iter()
         .filter(|(_, g, b, data)| g + b <= data.len())
@@ -132,7 +131,7 @@ async fn scan_events(
 
 /// The binlog files the server has, oldest first.
 async fn binlog_files(conn: &mut mysql_async::Conn) -> connector_core::Result<Vec<String>> {
-    let rows: Vec<mysql_async::Row> = crate::replication::query(conn, "SHOW BINARY LOGS").await?;
+    let rows: Vec<mysql_async::Row> = crate::sql::query(conn, "SHOW BINARY LOGS").await?;
     Ok(rows.into_iter().filter_map(|mut r| r.take(0)).collect())
 }
 

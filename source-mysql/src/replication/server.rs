@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use connector_core::{Error, ErrorKind, Result};
-use mysql_async::prelude::Queryable as _;
 use mysql_async::Conn;
 
 use crate::config::Settings;
 use crate::error::classify;
 use crate::position::BinlogPosition;
 use crate::schema::Collations;
+/// Re-exported: the statement helpers live in [`crate::sql`], so that modules this one uses
+/// (such as `xa`) can run statements without importing `replication`.
+pub use crate::sql::{exec, query};
 
 /// Which server family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,23 +82,6 @@ pub async fn connect(settings: &Settings) -> Result<Conn> {
         })?
         .map_err(|e| classify(e, &what()))?;
     Ok(conn)
-}
-
-/// Run a statement, classifying its error.
-pub async fn exec(conn: &mut Conn, sql: &str) -> Result<()> {
-    conn.query_drop(sql)
-        .await
-        .map_err(|e| classify(e, &format!("running `{sql}`")))
-}
-
-/// Query rows, classifying the error.
-pub async fn query<T: mysql_async::prelude::FromRow + Send + 'static>(
-    conn: &mut Conn,
-    sql: &str,
-) -> Result<Vec<T>> {
-    conn.query(sql)
-        .await
-        .map_err(|e| classify(e, &format!("running `{sql}`")))
 }
 
 /// The server's version and family.
