@@ -224,15 +224,19 @@ fn stored_progress(w: &Workdir) -> Option<serde_json::Value> {
     serde_json::from_str(progress).ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
-    const ROWS: i64 = 20_000;
-    // GIVEN a pipeline streaming a table of rows into a file, with small chunks
-    let db = Db::new("pgincres").await;
+/// A database `prefix…` with `items` (`rows` rows) and the signalling table, and a pipeline
+/// config streaming it into `out.jsonl` with incremental chunks of `chunk` rows.
+async fn items_into_a_file(
+    prefix: &str,
+    rows: i64,
+    chunk: usize,
+    flush_ms: u64,
+) -> (Db, String, Workdir, std::path::PathBuf) {
+    let db = Db::new(prefix).await;
     db.client
         .batch_execute(&format!(
             "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
-             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, {ROWS}) g;
+             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, {rows}) g;
              {SIGNAL_TABLE};"
         ))
         .await
@@ -244,13 +248,21 @@ async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
         &format!(
             "name: {name}\n\
              source: {{ type: postgres, url: '{}', tables: [public.items], slot: {name}, \
-               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: 100 }}\n\
+               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: {chunk} }}\n\
              sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
              offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
-             pipeline: {{ offset_flush_interval_ms: 100 }}\n",
+             pipeline: {{ offset_flush_interval_ms: {flush_ms} }}\n",
             db.url()
         ),
     );
+    (db, name, w, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_snapshot_resumes_at_the_next_chunk() {
+    const ROWS: i64 = 20_000;
+    // GIVEN a pipeline streaming a table of rows into a file, with small chunks
+    let (db, name, w, config) = items_into_a_file("pgincres", ROWS, 100, 100).await;
     let out = w.path("out.jsonl");
     let mut child = spawn_run(&config, Stdio::null());
     wait_streaming(&db, &name, &config).await;
@@ -575,29 +587,7 @@ fn read_events(path: &std::path::Path) -> usize {
 async fn pause_resume_and_stop_signals_control_the_running_snapshot() {
     const ROWS: i64 = 20_000;
     // GIVEN a snapshot running in small chunks
-    let db = Db::new("pgincctl").await;
-    db.client
-        .batch_execute(&format!(
-            "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL, note text);
-             INSERT INTO items SELECT g, 0, 'initial' FROM generate_series(1, {ROWS}) g;
-             {SIGNAL_TABLE};"
-        ))
-        .await
-        .unwrap();
-    let name = db.name.clone();
-    let w = Workdir::new();
-    let config = w.write(
-        "pg.yaml",
-        &format!(
-            "name: {name}\n\
-             source: {{ type: postgres, url: '{}', tables: [public.items], slot: {name}, \
-               snapshot: never, signal_table: public.cdc_signal, snapshot_chunk_size: 20 }}\n\
-             sink: {{ type: file, path: '{{dir}}/out.jsonl' }}\n\
-             offsets: {{ type: file, path: '{{dir}}/pg.offsets' }}\n\
-             pipeline: {{ offset_flush_interval_ms: 50 }}\n",
-            db.url()
-        ),
-    );
+    let (db, name, w, config) = items_into_a_file("pgincctl", ROWS, 20, 50).await;
     let out = w.path("out.jsonl");
     let mut child = spawn_run(&config, Stdio::null());
     wait_streaming(&db, &name, &config).await;
